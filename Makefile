@@ -1,0 +1,48 @@
+# payymo — PGXS build.  `make demo` and `make test` work on a fresh machine:
+# they install missing packages first, so this file must parse without pgxs.mk.
+
+EXTENSION  = payymo
+EXTVERSION = 0.1.0
+
+MODULE_big = payymo
+OBJS = \
+	src/payymo.o \
+	src/context.o \
+	src/apikey.o \
+	src/events.o
+
+DATA = sql/payymo--$(EXTVERSION).sql
+
+# pg_regress inputs, in order (no wildcards).
+REGRESS = attributes context
+REGRESS_OPTS = --load-extension=payymo
+
+PG_CPPFLAGS = -std=c11
+SHLIB_LINK  = -lsodium
+
+# WERROR=1 (used by `make test`) turns any compiler warning into a failure.
+ifeq ($(WERROR),1)
+PG_CFLAGS += -Werror
+endif
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+
+.DEFAULT_GOAL := all
+.PHONY: deps demo test test-extended bench
+
+deps:
+	@test/deps.sh
+
+demo: deps
+	@test/demo.sh
+
+test: deps
+	@test/run.sh
+
+ifneq ($(wildcard $(PGXS)),)
+include $(PGXS)
+else
+all install installcheck clean:
+	@echo "pgxs.mk not found: run 'make deps' (or 'make test' / 'make demo') first" >&2; exit 1
+endif

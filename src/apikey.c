@@ -1,0 +1,366 @@
+/*-------------------------------------------------------------------------
+ *
+ * apikey.c
+ *	  API keys: issuing them and verifying them in payymo.set_tenant().
+ *
+ * Format (81 characters, all lowercase RFC 4648 base32 after the prefix):
+ *
+ *	  pyk_<key id: 16>_<secret: 52><checksum: 8>
+ *
+ * The key id (80 random bits) is public and locates the key's row.  The
+ * secret carries 256 bits from libsodium's CSPRNG.  The checksum is the
+ * first 40 bits of a BLAKE2b hash of everything before it, so mistyped or
+ * truncated keys are rejected before any table is read, and secret scanners
+ * can recognise real keys.  Only BLAKE2b-256 of (key id, secret) is stored;
+ * a fast hash is enough because the secret has full entropy, and it keeps
+ * set_tenant() at microseconds rather than Argon2's ~100 ms.
+ *
+ * Every verification failure -- malformed, unknown, revoked, expired key,
+ * suspended tenant -- raises the same 28000 error, hides the statement (it
+ * may hold the key) and clears any previous context.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sodium.h>
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "payymo.h"
+
+#define KEY_PREFIX			"pyk_"
+#define KEY_PREFIX_LEN		4
+#define KEY_ID_BYTES		10
+#define KEY_ID_CHARS		16
+#define KEY_SECRET_BYTES	32
+#define KEY_SECRET_CHARS	52
+#define KEY_CHECKSUM_BYTES	5
+#define KEY_CHECKSUM_CHARS	8
+#define KEY_ID_OFFSET		KEY_PREFIX_LEN
+#define KEY_SEP_OFFSET		(KEY_ID_OFFSET + KEY_ID_CHARS)
+#define KEY_SECRET_OFFSET	(KEY_SEP_OFFSET + 1)
+#define KEY_CHECKSUM_OFFSET (KEY_SECRET_OFFSET + KEY_SECRET_CHARS)
+#define KEY_LEN				(KEY_CHECKSUM_OFFSET + KEY_CHECKSUM_CHARS)
+#define KEY_HASH_BYTES		32
+#define KEY_HINT_CHARS		4
+
+/* BLAKE2b personalisation strings: exactly 16 bytes each. */
+static const unsigned char key_hash_personal[crypto_generichash_blake2b_PERSONALBYTES] = "payymo-apikey-v1";
+static const unsigned char key_check_personal[crypto_generichash_blake2b_PERSONALBYTES] = "payymo-keycheck1";
+
+static const char base32_alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+
+/* Seconds between two updates of api_key_store.last_used_at for one key. */
+#define LAST_USED_GRANULARITY "60 seconds"
+
+PG_FUNCTION_INFO_V1(payymo_set_tenant);
+PG_FUNCTION_INFO_V1(payymo_issue_api_key);
+
+static SPIPlanPtr lookup_plan = NULL;
+static SPIPlanPtr touch_plan = NULL;
+
+/* Encode n bytes as unpadded base32; out needs ceil(8n/5) + 1 bytes. */
+static void
+base32_encode(const unsigned char *in, size_t n, char *out)
+{
+	uint32		buffer = 0;
+	int			bits = 0;
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+	{
+		buffer = (buffer << 8) | in[i];
+		bits += 8;
+		while (bits >= 5)
+		{
+			*out++ = base32_alphabet[(buffer >> (bits - 5)) & 0x1f];
+			bits -= 5;
+		}
+	}
+	if (bits > 0)
+		*out++ = base32_alphabet[(buffer << (5 - bits)) & 0x1f];
+	*out = '\0';
+}
+
+static bool
+is_base32(const char *s, size_t n)
+{
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '2' && s[i] <= '7')))
+			return false;
+	return true;
+}
+
+/* The checksum characters for the first KEY_CHECKSUM_OFFSET chars of key. */
+static void
+key_checksum(const char *key, char *out)
+{
+	unsigned char digest[crypto_generichash_blake2b_BYTES_MIN];
+
+	crypto_generichash_blake2b_salt_personal(digest, sizeof(digest),
+											 (const unsigned char *) key, KEY_CHECKSUM_OFFSET,
+											 NULL, 0, NULL, key_check_personal);
+	base32_encode(digest, KEY_CHECKSUM_BYTES, out);
+}
+
+/* The stored hash of a key: BLAKE2b-256 over key id and secret. */
+static void
+key_hash(const char *key, unsigned char *out)
+{
+	crypto_generichash_blake2b_salt_personal(out, KEY_HASH_BYTES,
+											 (const unsigned char *) key + KEY_ID_OFFSET,
+											 KEY_CHECKSUM_OFFSET - KEY_ID_OFFSET,
+											 NULL, 0, NULL, key_hash_personal);
+}
+
+/*
+ * Is this text shaped like a payymo key with a valid checksum?  Pure
+ * function of its input (also the entry point of the fuzz harness).
+ */
+bool
+payymo_apikey_well_formed(const char *key, size_t len)
+{
+	char		checksum[KEY_CHECKSUM_CHARS + 1];
+
+	if (len != KEY_LEN ||
+		memcmp(key, KEY_PREFIX, KEY_PREFIX_LEN) != 0 ||
+		key[KEY_SEP_OFFSET] != '_' ||
+		!is_base32(key + KEY_ID_OFFSET, KEY_ID_CHARS) ||
+		!is_base32(key + KEY_SECRET_OFFSET, KEY_SECRET_CHARS + KEY_CHECKSUM_CHARS))
+		return false;
+	key_checksum(key, checksum);
+	return sodium_memcmp(checksum, key + KEY_CHECKSUM_OFFSET, KEY_CHECKSUM_CHARS) == 0;
+}
+
+static void
+prepare_plans(void)
+{
+	Oid			argtypes[1] = {TEXTOID};
+
+	if (lookup_plan == NULL)
+	{
+		lookup_plan = SPI_prepare(
+								  "SELECT k.tenant_id, k.secret_hash,"
+								  "       k.revoked_at IS NULL"
+								  "       AND (k.expires_at IS NULL OR k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now())"
+								  "       AND t.status OPERATOR(pg_catalog.=) 'active',"
+								  "       k.last_used_at IS NULL"
+								  "       OR k.last_used_at OPERATOR(pg_catalog.<)"
+								  "          (pg_catalog.now() OPERATOR(pg_catalog.-) interval '" LAST_USED_GRANULARITY "')"
+								  "  FROM payymo.api_key_store k"
+								  "  JOIN payymo.tenants t ON t.id OPERATOR(pg_catalog.=) k.tenant_id"
+								  " WHERE k.key_id OPERATOR(pg_catalog.=) $1",
+								  1, argtypes);
+		if (lookup_plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(lookup_plan);
+	}
+	if (touch_plan == NULL)
+	{
+		touch_plan = SPI_prepare(
+								 "UPDATE payymo.api_key_store SET last_used_at = pg_catalog.now()"
+								 " WHERE key_id OPERATOR(pg_catalog.=) ("
+								 "   SELECT key_id FROM payymo.api_key_store"
+								 "    WHERE key_id OPERATOR(pg_catalog.=) $1"
+								 "    FOR UPDATE SKIP LOCKED)",
+								 1, argtypes);
+		if (touch_plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(touch_plan);
+	}
+}
+
+/*
+ * Look the key up and compare hashes in constant time.  Returns the tenant,
+ * or PAYYMO_NO_TENANT when the key must be refused.
+ */
+static PayymoTenantId
+verify_key(const char *key)
+{
+	unsigned char presented[KEY_HASH_BYTES];
+	unsigned char stored[KEY_HASH_BYTES];
+	PayymoTenantId tenant = PAYYMO_NO_TENANT;
+	bool		usable = false;
+	bool		stale = false;
+	Datum		values[1];
+	int			ret;
+
+	memset(stored, 0, sizeof(stored));
+	key_hash(key, presented);
+
+	SPI_connect();
+	prepare_plans();
+	values[0] = PointerGetDatum(cstring_to_text_with_len(key + KEY_ID_OFFSET, KEY_ID_CHARS));
+	ret = SPI_execute_plan(lookup_plan, values, NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+
+	if (SPI_processed == 1)
+	{
+		HeapTuple	row = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		bytea	   *hash;
+
+		tenant = DatumGetInt64(SPI_getbinval(row, desc, 1, &isnull));
+		hash = DatumGetByteaPP(SPI_getbinval(row, desc, 2, &isnull));
+		if (VARSIZE_ANY_EXHDR(hash) == KEY_HASH_BYTES)
+			memcpy(stored, VARDATA_ANY(hash), KEY_HASH_BYTES);
+		usable = DatumGetBool(SPI_getbinval(row, desc, 3, &isnull)) && !isnull;
+		stale = DatumGetBool(SPI_getbinval(row, desc, 4, &isnull));
+	}
+
+	/* Compare even when no row was found, so timing says nothing. */
+	if (sodium_memcmp(presented, stored, KEY_HASH_BYTES) != 0 || !usable)
+		tenant = PAYYMO_NO_TENANT;
+	else if (stale && !XactReadOnly && !RecoveryInProgress())
+	{
+		ret = SPI_execute_plan(touch_plan, values, NULL, false, 0);
+		if (ret != SPI_OK_UPDATE)
+			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+	}
+
+	SPI_finish();
+	sodium_memzero(presented, sizeof(presented));
+	sodium_memzero(stored, sizeof(stored));
+	return tenant;
+}
+
+static void
+pg_attribute_noreturn()
+authentication_failed(void)
+{
+	payymo_security_event(PAYYMO_EVENT_BAD_KEY, PAYYMO_NO_TENANT);
+	payymo_context_fail_closed();
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+			 errmsg("invalid API key"),
+			 errhidestmt(true),
+			 errhidecontext(true)));
+}
+
+/*
+ * payymo.set_tenant(api_key text, is_local boolean) RETURNS bigint
+ */
+Datum
+payymo_set_tenant(PG_FUNCTION_ARGS)
+{
+	text	   *arg;
+	char		key[KEY_LEN + 1];
+	PayymoTenantId tenant;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("is_local must not be null")));
+	if (PG_ARGISNULL(0))
+		authentication_failed();
+
+	arg = PG_GETARG_TEXT_PP(0);
+	if (VARSIZE_ANY_EXHDR(arg) != KEY_LEN)
+		authentication_failed();
+	memcpy(key, VARDATA_ANY(arg), KEY_LEN);
+	key[KEY_LEN] = '\0';
+
+	tenant = payymo_apikey_well_formed(key, KEY_LEN) ? verify_key(key) : PAYYMO_NO_TENANT;
+	sodium_memzero(key, sizeof(key));
+	if (tenant == PAYYMO_NO_TENANT)
+		authentication_failed();
+
+	payymo_context_set(tenant, PG_GETARG_BOOL(1));
+	PG_RETURN_INT64(tenant);
+}
+
+/*
+ * payymo.issue_api_key(tenant_id bigint, label text, expires_at timestamptz)
+ * RETURNS text
+ *
+ * Returns the plaintext key once; stores its hash and a short hint.
+ */
+Datum
+payymo_issue_api_key(PG_FUNCTION_ARGS)
+{
+	unsigned char random_bytes[KEY_SECRET_BYTES];
+	unsigned char hash[KEY_HASH_BYTES];
+	char		key[KEY_LEN + 1];
+	char		hint[KEY_PREFIX_LEN + KEY_ID_CHARS + 4 + KEY_HINT_CHARS + 1];
+	Oid			argtypes[6] = {TEXTOID, INT8OID, BYTEAOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[6];
+	char		nulls[6] = "      ";
+	bytea	   *hash_datum;
+	text	   *result;
+	int			ret;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tenant_id must not be null")));
+	if (!PG_ARGISNULL(2) &&
+		PG_GETARG_TIMESTAMPTZ(2) <= GetCurrentTransactionStartTimestamp())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("expires_at must be in the future")));
+
+	/* Build the key: prefix, id, separator, secret, checksum. */
+	memcpy(key, KEY_PREFIX, KEY_PREFIX_LEN);
+	randombytes_buf(random_bytes, KEY_ID_BYTES);
+	base32_encode(random_bytes, KEY_ID_BYTES, key + KEY_ID_OFFSET);
+	key[KEY_SEP_OFFSET] = '_';
+	randombytes_buf(random_bytes, KEY_SECRET_BYTES);
+	base32_encode(random_bytes, KEY_SECRET_BYTES, key + KEY_SECRET_OFFSET);
+	sodium_memzero(random_bytes, sizeof(random_bytes));
+	key_checksum(key, key + KEY_CHECKSUM_OFFSET);
+	key_hash(key, hash);
+
+	/* The hint shows the public id and the last checksum characters only. */
+	snprintf(hint, sizeof(hint), "%.*s_...%s", KEY_SEP_OFFSET, key,
+			 key + KEY_LEN - KEY_HINT_CHARS);
+
+	hash_datum = (bytea *) palloc(VARHDRSZ + KEY_HASH_BYTES);
+	SET_VARSIZE(hash_datum, VARHDRSZ + KEY_HASH_BYTES);
+	memcpy(VARDATA(hash_datum), hash, KEY_HASH_BYTES);
+
+	values[0] = PointerGetDatum(cstring_to_text_with_len(key + KEY_ID_OFFSET, KEY_ID_CHARS));
+	values[1] = PG_GETARG_DATUM(0);
+	values[2] = PointerGetDatum(hash_datum);
+	values[3] = PointerGetDatum(cstring_to_text(hint));
+	if (PG_ARGISNULL(1))
+		nulls[4] = 'n';
+	else
+		values[4] = PG_GETARG_DATUM(1);
+	if (PG_ARGISNULL(2))
+		nulls[5] = 'n';
+	else
+		values[5] = PG_GETARG_DATUM(2);
+
+	SPI_connect();
+	ret = SPI_execute_with_args("SELECT 1 FROM payymo.tenants"
+								" WHERE id OPERATOR(pg_catalog.=) $1",
+								1, &argtypes[1], &values[1], NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tenant " INT64_FORMAT " does not exist", PG_GETARG_INT64(0))));
+	ret = SPI_execute_with_args("INSERT INTO payymo.api_key_store"
+								" (key_id, tenant_id, secret_hash, hint, label, expires_at)"
+								" VALUES ($1, $2, $3, $4, $5, $6)",
+								6, argtypes, values, nulls, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	SPI_finish();
+
+	result = cstring_to_text_with_len(key, KEY_LEN);
+	sodium_memzero(key, sizeof(key));
+	sodium_memzero(hash, sizeof(hash));
+	PG_RETURN_TEXT_P(result);
+}

@@ -1,0 +1,61 @@
+# Shell helpers shared by the test runner, the walkthrough, the benchmarks
+# and the shell tests.  Source it; it defines functions and sets nothing else.
+#
+# Clusters are throwaway: created in a fresh temporary directory, owned by
+# the OS user postgres (PostgreSQL refuses to run as root), listening only on
+# a Unix socket inside that directory -- so they never collide with another
+# cluster on this machine -- and removed by cluster_stop.
+
+PG_BINDIR=$(pg_config --bindir)
+
+# Run a command as the OS user postgres (or as ourselves when not root).
+as_postgres() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# cluster_start [extra postgresql.conf lines...]
+# Sets PGDATA_DIR, PGHOST, PGPORT, PGUSER, PGDATABASE and PAYYMO_LOG.
+cluster_start() {
+    local dir
+    dir=$(mktemp -d /tmp/payymo-pg.XXXXXX)
+    chmod 755 "$dir"
+    chown postgres: "$dir" 2>/dev/null || true
+    as_postgres "$PG_BINDIR/initdb" -D "$dir/data" -U postgres --auth=trust \
+        --no-sync -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
+        || { cat "$dir/initdb.log" >&2; return 1; }
+    {
+        echo "listen_addresses = ''"
+        echo "unix_socket_directories = '$dir'"
+        echo "port = 5432"
+        echo "fsync = off"
+        echo "logging_collector = on"
+        echo "log_directory = 'log'"
+        echo "log_filename = 'postgresql.log'"
+        echo "log_line_prefix = '%m [%p] %q%u@%d '"
+        local line
+        for line in "$@"; do echo "$line"; done
+    } >>"$dir/data/postgresql.conf"
+    PGDATA_DIR="$dir/data"
+    PAYYMO_LOG="$dir/data/log/postgresql.log"
+    export PGHOST="$dir" PGPORT=5432 PGUSER=postgres PGDATABASE=postgres
+    cluster_ctl start || { cat "$dir/data/log/"* "$dir/start.log" >&2 2>/dev/null; return 1; }
+}
+
+cluster_ctl() {
+    as_postgres "$PG_BINDIR/pg_ctl" -D "$PGDATA_DIR" -l "$(dirname "$PGDATA_DIR")/start.log" \
+        -w -t 60 "$@" >/dev/null
+}
+
+cluster_stop() {
+    [ -n "${PGDATA_DIR:-}" ] || return 0
+    as_postgres "$PG_BINDIR/pg_ctl" -D "$PGDATA_DIR" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$(dirname "$PGDATA_DIR")"
+    PGDATA_DIR=
+}
+
+# psql that stops at the first error and prints nothing but results.
+q() { psql -X -v ON_ERROR_STOP=1 -q -A -t "$@"; }

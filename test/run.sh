@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# `make test`: build with warnings as errors, install, start a throwaway
+# cluster with payymo preloaded, then run
+#   1. pg_regress  (sql/*.sql against expected/*.out, as the superuser),
+#   2. pgTAP suites (test/pgtap/*.sql, connected as the client role),
+#   3. shell TAP tests (test/shell/*.t: logs, dumps, restarts, other clusters),
+# and print one summary line "N passed, N failed".  Exit status 0 only if
+# nothing failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. test/lib.sh
+
+out=$(mktemp -d /tmp/payymo-test.XXXXXX)
+trap 'cluster_stop; rm -rf "$out"' EXIT
+
+passed=0
+failed=0
+
+# count_tap FILE EXIT_CODE: add a TAP stream's results to the totals; a
+# runner that failed without any "not ok" (a crash, a bad plan) counts once.
+count_tap() {
+    local ok notok
+    ok=$(grep -cE '^[[:space:]]*ok [0-9]+' "$1")
+    notok=$(grep -cE '^[[:space:]]*not ok [0-9]+' "$1")
+    passed=$((passed + ok))
+    failed=$((failed + notok))
+    if [ "$2" -ne 0 ] && [ "$notok" -eq 0 ]; then
+        failed=$((failed + 1))
+    fi
+}
+
+echo "== build"
+if ! { make -s clean && make -s WERROR=1 && make -s install; } >"$out/build.log" 2>&1; then
+    cat "$out/build.log"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+grep -E 'warning:' "$out/build.log" && { echo "0 passed, 1 failed"; exit 1; }
+
+echo "== cluster"
+cluster_start "shared_preload_libraries = 'payymo'" || { echo "0 passed, 1 failed"; exit 1; }
+
+echo "== pg_regress"
+make -s installcheck >"$out/regress.log" 2>&1
+regress_rc=$?
+cat "$out/regress.log"
+r_ok=$(grep -cE '^test .* \.\.\. ok' "$out/regress.log")
+r_bad=$(grep -cE '^test .* \.\.\. FAILED' "$out/regress.log")
+passed=$((passed + r_ok))
+failed=$((failed + r_bad))
+if [ "$regress_rc" -ne 0 ]; then
+    [ -f regression.diffs ] && head -100 regression.diffs
+    [ "$r_bad" -eq 0 ] && failed=$((failed + 1))
+fi
+
+echo "== pgTAP"
+q -c "CREATE DATABASE payymo_test" && q -d payymo_test -f test/fixtures.sql
+pg_prove -v -U payymo_client -d payymo_test test/pgtap/*.sql >"$out/pgtap.log" 2>&1
+rc=$?
+cat "$out/pgtap.log"
+count_tap "$out/pgtap.log" "$rc"
+
+echo "== shell tests"
+export PAYYMO_LOG PGDATA_DIR
+prove -v test/shell/*.t >"$out/shell.log" 2>&1
+rc=$?
+cat "$out/shell.log"
+count_tap "$out/shell.log" "$rc"
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
