@@ -6,9 +6,27 @@
 #   3. shell TAP tests (test/shell/*.t: logs, dumps, restarts, other clusters),
 # and print one summary line "N passed, N failed".  Exit status 0 only if
 # nothing failed.
+#
+# With arguments, runs only those: "regress" and/or test files, e.g.
+#   test/run.sh test/pgtap/context.sql test/shell/logs.t
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . test/lib.sh
+
+want_regress=1
+pgtap_files=(test/pgtap/*.sql)
+shell_files=(test/shell/*.t)
+if [ $# -gt 0 ]; then
+    want_regress=0 pgtap_files=() shell_files=()
+    for a in "$@"; do
+        case "$a" in
+            regress) want_regress=1 ;;
+            *.sql) pgtap_files+=("$a") ;;
+            *.t) shell_files+=("$a") ;;
+            *) echo "unknown test: $a" >&2; exit 2 ;;
+        esac
+    done
+fi
 
 out=$(mktemp -d /tmp/payymo-test.XXXXXX)
 trap 'cluster_stop; rm -rf "$out"' EXIT
@@ -30,7 +48,7 @@ count_tap() {
 }
 
 echo "== build"
-if ! { make -s clean && make -s WERROR=1 && make -s install; } >"$out/build.log" 2>&1; then
+if ! { make -s WERROR=1 && make -s install; } >"$out/build.log" 2>&1; then
     cat "$out/build.log"
     echo "0 passed, 1 failed"
     exit 1
@@ -40,6 +58,7 @@ grep -E 'warning:' "$out/build.log" && { echo "0 passed, 1 failed"; exit 1; }
 echo "== cluster"
 cluster_start "shared_preload_libraries = 'payymo'" || { echo "0 passed, 1 failed"; exit 1; }
 
+if [ "$want_regress" -eq 1 ]; then
 echo "== pg_regress"
 make -s installcheck >"$out/regress.log" 2>&1
 regress_rc=$?
@@ -52,20 +71,25 @@ if [ "$regress_rc" -ne 0 ]; then
     [ -f regression.diffs ] && head -100 regression.diffs
     [ "$r_bad" -eq 0 ] && failed=$((failed + 1))
 fi
+fi
 
-echo "== pgTAP"
-q -c "CREATE DATABASE payymo_test" && q -d payymo_test -f test/fixtures.sql
-pg_prove -v -U payymo_client -d payymo_test test/pgtap/*.sql >"$out/pgtap.log" 2>&1
-rc=$?
-cat "$out/pgtap.log"
-count_tap "$out/pgtap.log" "$rc"
+if [ ${#pgtap_files[@]} -gt 0 ]; then
+    echo "== pgTAP"
+    q -c "CREATE DATABASE payymo_test" && q -d payymo_test -f test/fixtures.sql >/dev/null
+    pg_prove -v -U payymo_client -d payymo_test "${pgtap_files[@]}" >"$out/pgtap.log" 2>&1
+    rc=$?
+    cat "$out/pgtap.log"
+    count_tap "$out/pgtap.log" "$rc"
+fi
 
-echo "== shell tests"
-export PAYYMO_LOG PGDATA_DIR
-prove -v test/shell/*.t >"$out/shell.log" 2>&1
-rc=$?
-cat "$out/shell.log"
-count_tap "$out/shell.log" "$rc"
+if [ ${#shell_files[@]} -gt 0 ]; then
+    echo "== shell tests"
+    export PAYYMO_LOG PGDATA_DIR
+    prove -v "${shell_files[@]}" >"$out/shell.log" 2>&1
+    rc=$?
+    cat "$out/shell.log"
+    count_tap "$out/shell.log" "$rc"
+fi
 
 echo
 echo "$passed passed, $failed failed"
