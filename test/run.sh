@@ -48,7 +48,9 @@ count_tap() {
 }
 
 echo "== build"
-if ! { make -s WERROR=1 && make -s install; } >"$out/build.log" 2>&1; then
+# The lock keeps concurrent runs on one machine from installing half a build.
+if ! flock /tmp/payymo-build.lock sh -c 'make -s WERROR=1 && make -s install' \
+        >"$out/build.log" 2>&1; then
     cat "$out/build.log"
     echo "0 passed, 1 failed"
     exit 1
