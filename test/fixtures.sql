@@ -56,3 +56,11 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public
 AS $$ DECLARE v text; BEGIN EXECUTE query INTO v; RETURN v; END $$;
 
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA payymo_test TO payymo_client, payymo_job;
+
+-- EXPLAIN output as rows, for plan-shape assertions.
+CREATE FUNCTION payymo_test.explain(query text) RETURNS SETOF text
+LANGUAGE plpgsql
+AS $$ DECLARE l text; BEGIN
+    FOR l IN EXECUTE 'EXPLAIN (COSTS OFF) ' || query LOOP RETURN NEXT l; END LOOP;
+END $$;
+GRANT EXECUTE ON FUNCTION payymo_test.explain(text) TO payymo_client, payymo_job;

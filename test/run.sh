@@ -75,9 +75,11 @@ if [ "$regress_rc" -ne 0 ]; then
 fi
 fi
 
+# The fixture database serves the pgTAP suites and the shell tests.
+q -c "CREATE DATABASE payymo_test" && q -d payymo_test -f test/fixtures.sql >/dev/null
+
 if [ ${#pgtap_files[@]} -gt 0 ]; then
     echo "== pgTAP"
-    q -c "CREATE DATABASE payymo_test" && q -d payymo_test -f test/fixtures.sql >/dev/null
     pg_prove -v -U payymo_client -d payymo_test "${pgtap_files[@]}" >"$out/pgtap.log" 2>&1
     rc=$?
     cat "$out/pgtap.log"

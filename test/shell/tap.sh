@@ -1,13 +1,11 @@
 # Minimal TAP producer for the shell tests.  Source it after test/lib.sh.
-#   plan N; ok COND_STATUS "name"; is GOT WANT "name"; like TEXT REGEX "name"
-#   unlike TEXT REGEX "name"
+#   ok STATUS "name"; is GOT WANT "name"; like TEXT REGEX "name"
+#   unlike TEXT REGEX "name"; done_testing at the end
 # Every check prints one "ok"/"not ok" line; a failure also prints what
 # was seen, as TAP diagnostics.
 
 _tap_n=0
 _tap_failed=0
-
-plan() { echo "1..$1"; }
 
 _tap_result() {
     _tap_n=$((_tap_n + 1))
@@ -40,8 +38,8 @@ unlike() {
     _tap_result $? "$3" "matched /$2/"
 }
 
-# Exit status for the end of a test script.
-tap_status() { [ "$_tap_failed" -eq 0 ]; }
+# End of a test script: print the plan, exit non-zero on any failure.
+done_testing() { echo "1..$_tap_n"; [ "$_tap_failed" -eq 0 ]; }
 
 # wait_for_log REGEX [FILE]: wait (bounded) until the server log matches;
 # the logging collector writes asynchronously.

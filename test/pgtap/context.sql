@@ -1,0 +1,104 @@
+-- The tenant context, as a client sees it (connected as payymo_client).
+-- Runs outside a transaction block on purpose: scope rules need several
+-- transactions.  It writes nothing but last_used_at.
+\set QUIET 1
+SET client_min_messages = warning;
+SELECT plan(41);
+
+-- No context: fail closed.
+SELECT is(current_setting('payymo.tenant_id'), '', 'no context at connection start');
+SELECT throws_ok('SELECT payymo.current_tenant()', '42501', 'no tenant context set',
+                 'current_tenant() without context raises 42501');
+SELECT throws_ok('SELECT count(*) FROM payymo.tenants', '42501', NULL,
+                 'a tenancy table without context raises instead of returning rows');
+
+-- Every way a client could set the setting.
+SELECT throws_ok($$SET payymo.tenant_id = '1'$$, '42501', NULL, 'SET is refused');
+SELECT throws_ok($$SET LOCAL payymo.tenant_id = '1'$$, '42501', NULL, 'SET LOCAL is refused');
+SELECT throws_ok($$SELECT set_config('payymo.tenant_id', '1', false)$$, '42501', NULL,
+                 'set_config(..., false) is refused');
+SELECT throws_ok($$SELECT set_config('payymo.tenant_id', '1', true)$$, '42501', NULL,
+                 'set_config(..., true) is refused');
+SELECT throws_ok($$RESET payymo.tenant_id$$, '42501', NULL, 'RESET of the setting is refused');
+SELECT throws_ok($$ALTER ROLE CURRENT_USER SET payymo.tenant_id = '1'$$, '42501', NULL,
+                 'ALTER ROLE ... SET is refused');
+SELECT throws_ok($$SET payymo.tenant_id_2 = '1'$$, '42602', NULL,
+                 'no placeholder can be created under the payymo prefix');
+SELECT throws_ok($$CREATE FUNCTION pg_temp.f() RETURNS bigint LANGUAGE sql
+                   SET payymo.tenant_id = '1' AS 'SELECT payymo.current_tenant()'$$,
+                 '42501', NULL, 'a function SET clause is refused');
+SELECT throws_ok('SELECT payymo.assume_tenant(1)', '42501', NULL,
+                 'assume_tenant is not executable by clients');
+SELECT throws_ok($$SELECT payymo.issue_api_key(1)$$, '42501', NULL,
+                 'issue_api_key is not executable by clients');
+SELECT throws_ok($$SELECT * FROM payymo.api_keys$$, '42501', NULL, 'clients cannot read payymo.api_keys');
+SELECT throws_ok($$SELECT * FROM payymo.api_key_store$$, '42501', NULL, 'clients cannot read key hashes');
+SELECT is(current_setting('payymo.tenant_id'), '', 'still no context after all attempts');
+
+-- Transaction scope (the default).
+BEGIN;
+SELECT is(payymo.set_tenant(payymo_test.key('alpha')), payymo_test.tenant('alpha'),
+          'set_tenant returns the tenant id');
+SELECT is(payymo.current_tenant(), payymo_test.tenant('alpha'), 'current_tenant() is alpha');
+SELECT is(current_setting('payymo.tenant_id'), payymo_test.tenant('alpha')::text,
+          'the setting shows alpha');
+SELECT results_eq('SELECT slug FROM payymo.tenants', $$VALUES ('alpha')$$,
+                  'a tenant sees only its own tenants row');
+COMMIT;
+SELECT throws_ok('SELECT payymo.current_tenant()', '42501', NULL, 'the context ended with COMMIT');
+
+BEGIN;
+SELECT lives_ok(format('SELECT payymo.set_tenant(%L)', payymo_test.key('alpha')), 'set in a transaction');
+ROLLBACK;
+SELECT throws_ok('SELECT payymo.current_tenant()', '42501', NULL, 'the context ended with ROLLBACK');
+
+-- Savepoints.
+BEGIN;
+SAVEPOINT before_set;
+SELECT lives_ok(format('SELECT payymo.set_tenant(%L)', payymo_test.key('alpha')), 'set after a savepoint');
+ROLLBACK TO SAVEPOINT before_set;
+SELECT throws_ok('SELECT payymo.current_tenant()', '42501', NULL,
+                 'ROLLBACK TO a savepoint taken before set_tenant clears it');
+COMMIT;
+
+-- Session scope.
+SELECT lives_ok(format('SELECT payymo.set_tenant(%L, false)', payymo_test.key('bravo')), 'session scope');
+SELECT is(payymo.current_tenant(), payymo_test.tenant('bravo'), 'session context survives the transaction');
+BEGIN;
+SELECT lives_ok(format('SELECT payymo.set_tenant(%L)', payymo_test.key('alpha')), 'local override');
+SELECT is(payymo.current_tenant(), payymo_test.tenant('alpha'), 'the local context overrides the session one');
+COMMIT;
+SELECT is(payymo.current_tenant(), payymo_test.tenant('bravo'), 'the session context is back after COMMIT');
+RESET ALL;
+SELECT throws_ok('SELECT payymo.current_tenant()', '42501', NULL, 'RESET ALL clears it');
+
+-- DISCARD ALL would drop pgTAP's own temporary tables: see test/shell/context.t.
+
+SELECT lives_ok(format('SELECT payymo.set_tenant(%L, false)', payymo_test.key('bravo')), 'session scope again');
+SELECT lives_ok('SELECT payymo.clear_tenant()', 'clear_tenant()');
+SELECT throws_ok('SELECT payymo.current_tenant()', '42501', NULL, 'clear_tenant() clears it');
+
+-- A failed set_tenant clears a previous context, even when the error is caught.
+SELECT lives_ok(format('SELECT payymo.set_tenant(%L, false)', payymo_test.key('bravo')), 'session scope again');
+SELECT throws_ok($$SELECT payymo.set_tenant('pyk_wrong')$$, '28000', 'invalid API key',
+                 'a bad key raises 28000');
+SELECT throws_ok('SELECT payymo.current_tenant()', '42501', NULL,
+                 'the failure (caught in a subtransaction) dropped the session context');
+
+-- Parallel workers see the leader's tenant.
+SET force_parallel_mode = on;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+BEGIN;
+SELECT lives_ok(format('SELECT payymo.set_tenant(%L)', payymo_test.key('alpha')), 'set for parallel');
+SELECT ok((SELECT string_agg(l, ' ') FROM (SELECT * FROM payymo_test.explain(
+               'SELECT slug FROM payymo.tenants')) e(l)) ~ 'Gather',
+          'the query runs in a parallel worker');
+SELECT results_eq('SELECT slug FROM payymo.tenants', $$VALUES ('alpha')$$,
+                  'the worker evaluates the policy with the leader''s tenant');
+SELECT is((SELECT payymo.current_tenant()), payymo_test.tenant('alpha'),
+          'current_tenant() in a parallel plan is the leader''s');
+COMMIT;
+RESET force_parallel_mode;
+
+SELECT * FROM finish();
