@@ -64,3 +64,75 @@ AS $$ DECLARE l text; BEGIN
     FOR l IN EXECUTE 'EXPLAIN (COSTS OFF) ' || query LOOP RETURN NEXT l; END LOOP;
 END $$;
 GRANT EXECUTE ON FUNCTION payymo_test.explain(text) TO payymo_client, payymo_job;
+
+-- -------------------------------------------------------------------------
+-- Tables under tenancy (test/pgtap/tenancy*.sql, test/shell/tenancy.t).
+-- The Payymo schema, created and put under tenancy by payymo_owner, a
+-- non-superuser NOLOGIN owner (so payymo.audit() stays clean); the client
+-- gets ordinary DML grants.  Both tenants have rows; bravo's carry the
+-- marker 'BRAVO-SECRET' so that tests can look for leaks.
+-- -------------------------------------------------------------------------
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'payymo_owner') THEN
+        CREATE ROLE payymo_owner NOLOGIN NOSUPERUSER NOBYPASSRLS;
+    END IF;
+END
+$$;
+CREATE SCHEMA app AUTHORIZATION payymo_owner;
+GRANT USAGE ON SCHEMA app TO payymo_client, payymo_job;
+
+SET ROLE payymo_owner;
+CREATE TABLE app.bank_connections (
+    id SERIAL PRIMARY KEY,
+    tenant_id INTEGER NOT NULL,
+    bank_id VARCHAR(100) NOT NULL,
+    bank_name VARCHAR(100),
+    account_id VARCHAR(100) NOT NULL,
+    account_name VARCHAR(255),
+    access_token TEXT,
+    refresh_token TEXT,
+    token_expires_at TIMESTAMP,
+    status VARCHAR(20) DEFAULT 'active',
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    UNIQUE (tenant_id, bank_id, account_id)
+);
+CREATE INDEX idx_bank_connections_tenant ON app.bank_connections (tenant_id);
+SELECT payymo.enable_tenancy('app.bank_connections');
+
+CREATE TABLE app.transactions (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    bank_connection_id integer NOT NULL,
+    amount numeric(12, 2) NOT NULL,
+    description text,
+    booked_on date NOT NULL DEFAULT CURRENT_DATE
+);
+SELECT payymo.enable_tenancy('app.transactions');
+SELECT payymo.add_tenant_reference('app.transactions', 'bank_connection_id', 'app.bank_connections');
+GRANT SELECT, INSERT, UPDATE, DELETE ON app.bank_connections, app.transactions
+    TO payymo_client, payymo_job;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA app TO payymo_client, payymo_job;
+RESET ROLE;
+
+BEGIN;
+SELECT payymo.assume_tenant(payymo_test.tenant('alpha'));
+INSERT INTO app.bank_connections (bank_id, bank_name, account_id, account_name)
+SELECT 'bank-' || i, 'Alpha Bank ' || i, 'acc-' || i, 'alpha account ' || i
+  FROM generate_series(1, 3) i;
+INSERT INTO app.transactions (bank_connection_id, amount, description)
+SELECT b.id, 10 * g, 'alpha payment ' || g
+  FROM app.bank_connections b, generate_series(1, 2) g
+ WHERE b.tenant_id = payymo_test.tenant('alpha');
+COMMIT;
+BEGIN;
+SELECT payymo.assume_tenant(payymo_test.tenant('bravo'));
+INSERT INTO app.bank_connections (bank_id, bank_name, account_id, account_name, access_token)
+SELECT 'bank-secret-' || i, 'BRAVO-SECRET bank', 'acc-secret-' || i, 'BRAVO-SECRET ' || i, 'BRAVO-SECRET token'
+  FROM generate_series(1, 200) i;
+INSERT INTO app.transactions (bank_connection_id, amount, description)
+SELECT b.id, 999, 'BRAVO-SECRET payment'
+  FROM app.bank_connections b
+ WHERE b.tenant_id = payymo_test.tenant('bravo');
+COMMIT;
+ANALYZE app.bank_connections, app.transactions;

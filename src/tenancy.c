@@ -1,0 +1,116 @@
+/*-------------------------------------------------------------------------
+ *
+ * tenancy.c
+ *	  C support for payymo.enable_tenancy() and payymo.disable_tenancy().
+ *
+ * The work is SECURITY DEFINER (it adds a foreign key to payymo.tenants,
+ * which only its owner may reference, and validates references that row
+ * level security would hide from the table's owner), so inside it
+ * current_user is the extension's owner.  The public functions are
+ * therefore SECURITY INVOKER wrappers: they call
+ * payymo._issue_ticket(), which checks that current_user -- the real
+ * caller, or the owner of a SECURITY DEFINER function that calls them --
+ * owns the table(s) and every partition, and records a ticket for them;
+ * the SECURITY DEFINER worker starts with payymo._take_ticket(), which
+ * consumes the ticket and refuses without one.  A ticket is good for one
+ * call in the same transaction.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "payymo.h"
+
+PG_FUNCTION_INFO_V1(payymo_issue_ticket);
+PG_FUNCTION_INFO_V1(payymo_take_ticket);
+
+#define TICKET_RELS 2
+
+/* The tables whose ownership was checked, and in which transaction. */
+static Oid	ticket_rels[TICKET_RELS];
+static LocalTransactionId ticket_lxid = InvalidLocalTransactionId;
+
+static void
+require_owner(Oid relid)
+{
+	HeapTuple	tuple;
+	Oid			owner;
+
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+
+	if (!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of table %s", get_rel_name(relid)),
+				 errdetail("Role \"%s\" does not own the table.",
+						   GetUserNameFromId(GetUserId(), false))));
+}
+
+/* The table and, for a partitioned table, every partition. */
+static void
+require_owner_of_tree(Oid relid)
+{
+	ListCell   *lc;
+
+	require_owner(relid);
+	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+		require_owner(lfirst_oid(lc));
+}
+
+/*
+ * payymo._issue_ticket(tbl regclass, tbl2 regclass) RETURNS void
+ */
+Datum
+payymo_issue_ticket(PG_FUNCTION_ARGS)
+{
+	int			i;
+
+	for (i = 0; i < TICKET_RELS; i++)
+	{
+		ticket_rels[i] = PG_ARGISNULL(i) ? InvalidOid : PG_GETARG_OID(i);
+		if (OidIsValid(ticket_rels[i]))
+			require_owner_of_tree(ticket_rels[i]);
+	}
+	ticket_lxid = MyProc->lxid;
+	PG_RETURN_VOID();
+}
+
+/*
+ * payymo._take_ticket(tbl regclass, tbl2 regclass) RETURNS void
+ */
+Datum
+payymo_take_ticket(PG_FUNCTION_ARGS)
+{
+	bool		valid = (ticket_lxid == MyProc->lxid);
+	int			i;
+
+	for (i = 0; i < TICKET_RELS; i++)
+	{
+		Oid			relid = PG_ARGISNULL(i) ? InvalidOid : PG_GETARG_OID(i);
+
+		if (relid != ticket_rels[i])
+			valid = false;
+	}
+	ticket_lxid = InvalidLocalTransactionId;
+	if (!valid)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("payymo's internal tenancy functions cannot be called directly"),
+				 errhint("Call payymo.enable_tenancy(), payymo.disable_tenancy() or payymo.add_tenant_reference().")));
+	PG_RETURN_VOID();
+}
