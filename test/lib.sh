@@ -57,5 +57,24 @@ cluster_stop() {
     PGDATA_DIR=
 }
 
+# random_key_hex: 64 hex characters (32 random bytes), a token root key.
+random_key_hex() { head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+# make_key_file DIR [VERSION...]: write DIR/payymo.keys with one random key
+# per version (default 1 2), owned by postgres, mode 0600, DIR mode 0700;
+# prints the file's path.  DIR must be outside any data directory.
+make_key_file() {
+    local dir=$1 file=$1/payymo.keys v
+    shift
+    [ $# -gt 0 ] || set -- 1 2
+    mkdir -p "$dir"
+    : >"$file"
+    chmod 600 "$file"
+    for v in "$@"; do printf '%s:%s\n' "$v" "$(random_key_hex)" >>"$file"; done
+    if [ "$(id -u)" -eq 0 ]; then chown -R postgres: "$dir"; fi
+    chmod 700 "$dir"
+    echo "$file"
+}
+
 # psql that stops at the first error and prints nothing but results.
 q() { psql -X -v ON_ERROR_STOP=1 -q -A -t "$@"; }

@@ -29,7 +29,8 @@ if [ $# -gt 0 ]; then
 fi
 
 out=$(mktemp -d /tmp/payymo-test.XXXXXX)
-trap 'cluster_stop; rm -rf "$out"' EXIT
+keydir=$(mktemp -d /tmp/payymo-keys.XXXXXX)
+trap 'cluster_stop; rm -rf "$out" "$keydir"' EXIT
 
 passed=0
 failed=0
@@ -58,7 +59,8 @@ fi
 grep -E 'warning:' "$out/build.log" && { echo "0 passed, 1 failed"; exit 1; }
 
 echo "== cluster"
-cluster_start "shared_preload_libraries = 'payymo'" || { echo "0 passed, 1 failed"; exit 1; }
+cluster_start "shared_preload_libraries = 'payymo'" \
+    "payymo.key_file = '$(make_key_file "$keydir")'" || { echo "0 passed, 1 failed"; exit 1; }
 
 if [ "$want_regress" -eq 1 ]; then
 echo "== pg_regress"
