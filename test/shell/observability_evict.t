@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# payymo.stats_max_tenants bounds the statistics table: a cluster of its own
+# with the minimum, 10, and 15 tenants; the least recently active go first.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+. test/lib.sh
+. test/shell/tap.sh
+
+cluster_start "shared_preload_libraries = 'payymo'" "payymo.stats_max_tenants = 10" >/dev/null \
+    || { echo "1..0 # cluster did not start"; exit 1; }
+trap cluster_stop EXIT
+
+is "$(q -c "SHOW payymo.stats_max_tenants")" "10" "the setting took effect"
+out=$(q -v VERBOSITY=terse -c "ALTER SYSTEM SET payymo.stats_max_tenants = 9" 2>&1)
+like "$out" "22023|outside the valid range" "10 is the minimum"
+
+q -c "CREATE EXTENSION payymo" >/dev/null
+for i in $(seq 1 15); do
+    q -c "SELECT payymo.create_tenant('ten-$i', 'Tenant $i')" >/dev/null
+done
+
+# Tenants 1..10 act in order (each a moment apart), filling the table.
+for i in $(seq 1 10); do
+    q -c "SELECT payymo.assume_tenant(id, false) FROM payymo.tenants WHERE slug = 'ten-$i'" -c "SELECT 1" >/dev/null
+done
+is "$(q -c "SELECT count(*) FROM payymo.tenant_stats")" "10" "ten active tenants, ten entries"
+
+# Tenant 1 acts again, then 11 arrives: the least recently active (2) goes.
+q -c "SELECT payymo.assume_tenant(id, false) FROM payymo.tenants WHERE slug = 'ten-1'" -c "SELECT 1" >/dev/null
+q -c "SELECT payymo.assume_tenant(id, false) FROM payymo.tenants WHERE slug = 'ten-11'" -c "SELECT 1" >/dev/null
+is "$(q -c "SELECT count(*) FROM payymo.tenant_stats")" "10" "the table stays at ten"
+is "$(q -c "SELECT string_agg(slug, ',' ORDER BY tenant_id) FROM payymo.tenant_stats")" \
+    "ten-1,ten-3,ten-4,ten-5,ten-6,ten-7,ten-8,ten-9,ten-10,ten-11" "the least recently active tenant was evicted"
+is "$(q -c "SELECT statements FROM payymo.tenant_stats WHERE slug = 'ten-1'")" "4" \
+    "a surviving entry keeps its counts (two assume_tenant calls, two selects)"
+
+for i in $(seq 12 15); do
+    q -c "SELECT payymo.assume_tenant(id, false) FROM payymo.tenants WHERE slug = 'ten-$i'" -c "SELECT 1" >/dev/null
+done
+is "$(q -c "SELECT count(*) FROM payymo.tenant_stats")" "10" "fifteen tenants, still ten entries"
+is "$(q -c "SELECT count(*) FROM payymo.tenant_stats WHERE slug IN ('ten-12','ten-13','ten-14','ten-15')")" "4" \
+    "the newest tenants are all there"
+
+# Statistics do not survive a restart (documented).
+cluster_ctl restart
+is "$(q -c "SELECT count(*) FROM payymo.tenant_stats")" "0" "a restart empties the table"
+
+done_testing
