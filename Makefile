@@ -9,7 +9,14 @@ OBJS = \
 	src/payymo.o \
 	src/context.o \
 	src/apikey.o \
-	src/events.o
+	src/keyformat.o \
+	src/events.o \
+	src/stats.o \
+	src/logctx.o \
+	src/keyfile.o \
+	src/crypto.o \
+	src/trigger.o \
+	src/tenancy.o
 
 DATA = sql/payymo--$(EXTVERSION).sql
 
@@ -39,6 +46,15 @@ demo: deps
 
 test: deps
 	@test/run.sh
+
+# pgbench comparison with no isolation and hand-written RLS; quick (< 10 min),
+# BENCH_FULL=1 for long rounds.  See README "Performance".
+bench: deps
+	@bench/run.sh
+
+# The reliability suite (pooler, drivers, soak, crash restart); ~5 minutes.
+test-extended: deps
+	@test/run-extended.sh
 
 ifneq ($(wildcard $(PGXS)),)
 include $(PGXS)

@@ -32,29 +32,10 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "keyformat.h"
 #include "payymo.h"
 
-#define KEY_PREFIX			"pyk_"
-#define KEY_PREFIX_LEN		4
-#define KEY_ID_BYTES		10
-#define KEY_ID_CHARS		16
-#define KEY_SECRET_BYTES	32
-#define KEY_SECRET_CHARS	52
-#define KEY_CHECKSUM_BYTES	5
-#define KEY_CHECKSUM_CHARS	8
-#define KEY_ID_OFFSET		KEY_PREFIX_LEN
-#define KEY_SEP_OFFSET		(KEY_ID_OFFSET + KEY_ID_CHARS)
-#define KEY_SECRET_OFFSET	(KEY_SEP_OFFSET + 1)
-#define KEY_CHECKSUM_OFFSET (KEY_SECRET_OFFSET + KEY_SECRET_CHARS)
-#define KEY_LEN				(KEY_CHECKSUM_OFFSET + KEY_CHECKSUM_CHARS)
-#define KEY_HASH_BYTES		32
 #define KEY_HINT_CHARS		4
-
-/* BLAKE2b personalisation strings: exactly 16 bytes each. */
-static const unsigned char key_hash_personal[crypto_generichash_blake2b_PERSONALBYTES] = "payymo-apikey-v1";
-static const unsigned char key_check_personal[crypto_generichash_blake2b_PERSONALBYTES] = "payymo-keycheck1";
-
-static const char base32_alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
 
 /* Seconds between two updates of api_key_store.last_used_at for one key. */
 #define LAST_USED_GRANULARITY "60 seconds"
@@ -64,81 +45,6 @@ PG_FUNCTION_INFO_V1(payymo_issue_api_key);
 
 static SPIPlanPtr lookup_plan = NULL;
 static SPIPlanPtr touch_plan = NULL;
-
-/* Encode n bytes as unpadded base32; out needs ceil(8n/5) + 1 bytes. */
-static void
-base32_encode(const unsigned char *in, size_t n, char *out)
-{
-	uint32		buffer = 0;
-	int			bits = 0;
-	size_t		i;
-
-	for (i = 0; i < n; i++)
-	{
-		buffer = (buffer << 8) | in[i];
-		bits += 8;
-		while (bits >= 5)
-		{
-			*out++ = base32_alphabet[(buffer >> (bits - 5)) & 0x1f];
-			bits -= 5;
-		}
-	}
-	if (bits > 0)
-		*out++ = base32_alphabet[(buffer << (5 - bits)) & 0x1f];
-	*out = '\0';
-}
-
-static bool
-is_base32(const char *s, size_t n)
-{
-	size_t		i;
-
-	for (i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '2' && s[i] <= '7')))
-			return false;
-	return true;
-}
-
-/* The checksum characters for the first KEY_CHECKSUM_OFFSET chars of key. */
-static void
-key_checksum(const char *key, char *out)
-{
-	unsigned char digest[crypto_generichash_blake2b_BYTES_MIN];
-
-	crypto_generichash_blake2b_salt_personal(digest, sizeof(digest),
-											 (const unsigned char *) key, KEY_CHECKSUM_OFFSET,
-											 NULL, 0, NULL, key_check_personal);
-	base32_encode(digest, KEY_CHECKSUM_BYTES, out);
-}
-
-/* The stored hash of a key: BLAKE2b-256 over key id and secret. */
-static void
-key_hash(const char *key, unsigned char *out)
-{
-	crypto_generichash_blake2b_salt_personal(out, KEY_HASH_BYTES,
-											 (const unsigned char *) key + KEY_ID_OFFSET,
-											 KEY_CHECKSUM_OFFSET - KEY_ID_OFFSET,
-											 NULL, 0, NULL, key_hash_personal);
-}
-
-/*
- * Is this text shaped like a payymo key with a valid checksum?  Pure
- * function of its input (also the entry point of the fuzz harness).
- */
-bool
-payymo_apikey_well_formed(const char *key, size_t len)
-{
-	char		checksum[KEY_CHECKSUM_CHARS + 1];
-
-	if (len != KEY_LEN ||
-		memcmp(key, KEY_PREFIX, KEY_PREFIX_LEN) != 0 ||
-		key[KEY_SEP_OFFSET] != '_' ||
-		!is_base32(key + KEY_ID_OFFSET, KEY_ID_CHARS) ||
-		!is_base32(key + KEY_SECRET_OFFSET, KEY_SECRET_CHARS + KEY_CHECKSUM_CHARS))
-		return false;
-	key_checksum(key, checksum);
-	return sodium_memcmp(checksum, key + KEY_CHECKSUM_OFFSET, KEY_CHECKSUM_CHARS) == 0;
-}
 
 static void
 prepare_plans(void)
@@ -154,7 +60,8 @@ prepare_plans(void)
 								  "       AND t.status OPERATOR(pg_catalog.=) 'active',"
 								  "       k.last_used_at IS NULL"
 								  "       OR k.last_used_at OPERATOR(pg_catalog.<)"
-								  "          (pg_catalog.now() OPERATOR(pg_catalog.-) interval '" LAST_USED_GRANULARITY "')"
+								  "          (pg_catalog.now() OPERATOR(pg_catalog.-) interval '" LAST_USED_GRANULARITY "'),"
+								  "       t.rate_limit_per_second"
 								  "  FROM payymo.api_key_store k"
 								  "  JOIN payymo.tenants t ON t.id OPERATOR(pg_catalog.=) k.tenant_id"
 								  " WHERE k.key_id OPERATOR(pg_catalog.=) $1",
@@ -180,10 +87,12 @@ prepare_plans(void)
 
 /*
  * Look the key up and compare hashes in constant time.  Returns the tenant,
- * or PAYYMO_NO_TENANT when the key must be refused.
+ * or PAYYMO_NO_TENANT when the key must be refused.  *owner is the tenant
+ * the key id belongs to (or PAYYMO_NO_TENANT), even when the key is
+ * refused; *rate_limit is that tenant's rate_limit_per_second (0: none).
  */
 static PayymoTenantId
-verify_key(const char *key)
+verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit)
 {
 	unsigned char presented[KEY_HASH_BYTES];
 	unsigned char stored[KEY_HASH_BYTES];
@@ -194,7 +103,7 @@ verify_key(const char *key)
 	int			ret;
 
 	memset(stored, 0, sizeof(stored));
-	key_hash(key, presented);
+	payymo_apikey_hash(key, presented);
 
 	SPI_connect();
 	prepare_plans();
@@ -216,7 +125,11 @@ verify_key(const char *key)
 			memcpy(stored, VARDATA_ANY(hash), KEY_HASH_BYTES);
 		usable = DatumGetBool(SPI_getbinval(row, desc, 3, &isnull)) && !isnull;
 		stale = DatumGetBool(SPI_getbinval(row, desc, 4, &isnull));
+		*rate_limit = DatumGetInt32(SPI_getbinval(row, desc, 5, &isnull));
+		if (isnull)
+			*rate_limit = 0;
 	}
+	*owner = tenant;
 
 	/* Compare even when no row was found, so timing says nothing. */
 	if (sodium_memcmp(presented, stored, KEY_HASH_BYTES) != 0 || !usable)
@@ -236,15 +149,26 @@ verify_key(const char *key)
 
 static void
 pg_attribute_noreturn()
-authentication_failed(void)
+authentication_failed(PayymoTenantId owner)
 {
-	payymo_security_event(PAYYMO_EVENT_BAD_KEY, PAYYMO_NO_TENANT);
+	payymo_security_event(PAYYMO_EVENT_BAD_KEY, owner);
 	payymo_context_fail_closed();
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 			 errmsg("invalid API key"),
 			 errhidestmt(true),
 			 errhidecontext(true)));
+}
+
+/*
+ * Error context callback of set_tenant(): whatever error is raised while it
+ * runs -- ours, SPI's, the rate limiter's -- the statement, which may hold
+ * the key, stays out of the server log.
+ */
+static void
+hide_statement(void *arg)
+{
+	errhidestmt(true);
 }
 
 /*
@@ -256,26 +180,38 @@ payymo_set_tenant(PG_FUNCTION_ARGS)
 	text	   *arg;
 	char		key[KEY_LEN + 1];
 	PayymoTenantId tenant;
+	PayymoTenantId owner = PAYYMO_NO_TENANT;
+	int32		rate_limit = 0;
+	ErrorContextCallback errcallback;
+
+	errcallback.callback = hide_statement;
+	errcallback.arg = NULL;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("is_local must not be null")));
 	if (PG_ARGISNULL(0))
-		authentication_failed();
+		authentication_failed(PAYYMO_NO_TENANT);
 
 	arg = PG_GETARG_TEXT_PP(0);
 	if (VARSIZE_ANY_EXHDR(arg) != KEY_LEN)
-		authentication_failed();
+		authentication_failed(PAYYMO_NO_TENANT);
 	memcpy(key, VARDATA_ANY(arg), KEY_LEN);
 	key[KEY_LEN] = '\0';
 
-	tenant = payymo_apikey_well_formed(key, KEY_LEN) ? verify_key(key) : PAYYMO_NO_TENANT;
+	tenant = payymo_apikey_well_formed(key, KEY_LEN) ?
+		verify_key(key, &owner, &rate_limit) : PAYYMO_NO_TENANT;
 	sodium_memzero(key, sizeof(key));
 	if (tenant == PAYYMO_NO_TENANT)
-		authentication_failed();
+		authentication_failed(owner);
+
+	payymo_rate_limit_check(tenant, rate_limit, false);
 
 	payymo_context_set(tenant, PG_GETARG_BOOL(1));
+	error_context_stack = errcallback.previous;
 	PG_RETURN_INT64(tenant);
 }
 
@@ -312,13 +248,13 @@ payymo_issue_api_key(PG_FUNCTION_ARGS)
 	/* Build the key: prefix, id, separator, secret, checksum. */
 	memcpy(key, KEY_PREFIX, KEY_PREFIX_LEN);
 	randombytes_buf(random_bytes, KEY_ID_BYTES);
-	base32_encode(random_bytes, KEY_ID_BYTES, key + KEY_ID_OFFSET);
+	payymo_base32_encode(random_bytes, KEY_ID_BYTES, key + KEY_ID_OFFSET);
 	key[KEY_SEP_OFFSET] = '_';
 	randombytes_buf(random_bytes, KEY_SECRET_BYTES);
-	base32_encode(random_bytes, KEY_SECRET_BYTES, key + KEY_SECRET_OFFSET);
+	payymo_base32_encode(random_bytes, KEY_SECRET_BYTES, key + KEY_SECRET_OFFSET);
 	sodium_memzero(random_bytes, sizeof(random_bytes));
-	key_checksum(key, key + KEY_CHECKSUM_OFFSET);
-	key_hash(key, hash);
+	payymo_apikey_checksum(key, key + KEY_CHECKSUM_OFFSET);
+	payymo_apikey_hash(key, hash);
 
 	/* The hint shows the public id and the last checksum characters only. */
 	snprintf(hint, sizeof(hint), "%.*s_...%s", KEY_SEP_OFFSET, key,

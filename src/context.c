@@ -252,6 +252,8 @@ payymo_assume_tenant(PG_FUNCTION_ARGS)
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1];
 	int			ret;
+	bool		isnull;
+	int32		rate_limit;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -262,7 +264,7 @@ payymo_assume_tenant(PG_FUNCTION_ARGS)
 	values[0] = Int64GetDatum(tenant);
 
 	SPI_connect();
-	ret = SPI_execute_with_args("SELECT 1 FROM payymo.tenants"
+	ret = SPI_execute_with_args("SELECT rate_limit_per_second FROM payymo.tenants"
 								" WHERE id OPERATOR(pg_catalog.=) $1",
 								1, argtypes, values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
@@ -271,8 +273,12 @@ payymo_assume_tenant(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("tenant " INT64_FORMAT " does not exist", tenant)));
+	rate_limit = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 
+	/* Limited only when payymo.rate_limit_assume is on. */
+	payymo_rate_limit_check(tenant, isnull ? 0 : rate_limit, true);
 	payymo_context_set(tenant, is_local);
 	ereport(LOG,
 			(errmsg("payymo: role \"%s\" assumed tenant " INT64_FORMAT,

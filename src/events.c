@@ -5,7 +5,8 @@
  *
  * Callers report what was refused and for which tenant (when known); the
  * line names the kind, the tenant, the role and the client address, and
- * never the secret or the statement that carried it.
+ * never the secret or the statement that carried it.  An event for a known
+ * tenant also counts in that tenant's "denied" (payymo.tenant_stats).
  *
  *-------------------------------------------------------------------------
  */
@@ -57,4 +58,5 @@ payymo_security_event(PayymoEvent event, PayymoTenantId tenant)
 					   client_address()),
 			 errhidestmt(true),
 			 errhidecontext(true)));
+	payymo_stats_count_denied(tenant);
 }

@@ -26,8 +26,7 @@ extern PayymoTenantId payymo_require_tenant(void);
 extern void payymo_context_set(PayymoTenantId tenant, bool is_local);
 extern void payymo_context_fail_closed(void);
 
-/* apikey.c */
-extern bool payymo_apikey_well_formed(const char *key, size_t len);
+/* apikey.c: the key format's pure functions are declared in keyformat.h */
 
 /* events.c */
 typedef enum PayymoEvent
@@ -39,5 +38,17 @@ typedef enum PayymoEvent
 } PayymoEvent;
 
 extern void payymo_security_event(PayymoEvent event, PayymoTenantId tenant);
+
+/* crypto.c */
+extern void payymo_crypto_init(void);
+
+/* stats.c: per-tenant statistics and rate limits in shared memory */
+extern void payymo_stats_init(void);
+extern void payymo_stats_count_denied(PayymoTenantId tenant);
+extern void payymo_rate_limit_check(PayymoTenantId tenant, int32 rate_per_second,
+									bool for_assume);
+
+/* logctx.c: tenant and request id in the server log; forged settings */
+extern void payymo_logctx_init(void);
 
 #endif							/* PAYYMO_H */
