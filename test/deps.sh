@@ -5,7 +5,11 @@ set -euo pipefail
 
 packages=(postgresql-15 postgresql-server-dev-15 libsodium-dev
           postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
-          make gcc)
+          make gcc python3-nacl
+          pgbouncer python3-psycopg2 nodejs
+          clang-14 libclang-rt-14-dev valgrind)
+# npm ships inside some nodejs builds (NodeSource); Debian packages it apart.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do

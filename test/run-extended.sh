@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# `make test-extended`: the reliability suite.  Builds and installs like
+# test/run.sh, then runs test/extended/*.t with prove; each script starts
+# its own throwaway cluster (and PgBouncer), so they need nothing else:
+#   pooler.t   isolation through PgBouncer in transaction pooling mode, and
+#              the session-scope hazard the README warns about
+#   drivers.t  the same from psycopg2 and node-postgres, direct and pooled
+#   soak.t     concurrent mixed load with revocations (PAYYMO_SOAK_SECONDS, 60)
+#   crash.t    SIGKILL of the postmaster during writes, then recovery checks
+# Ends with one line "N passed, N failed"; exit status 0 only if nothing
+# failed.  With arguments, runs only those scripts.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. test/lib.sh
+
+files=(test/extended/*.t)
+[ $# -gt 0 ] && files=("$@")
+
+out=$(mktemp -d /tmp/payymo-ext.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+passed=0
+failed=0
+
+echo "== build"
+if ! flock /tmp/payymo-build.lock sh -c 'make -s WERROR=1 && make -s install' \
+        >"$out/build.log" 2>&1; then
+    cat "$out/build.log"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+echo "== extended tests"
+prove -v "${files[@]}" 2>&1 | tee "$out/prove.log"
+rc=${PIPESTATUS[0]}
+
+# As in test/run.sh: count TAP lines; a script that failed without any
+# "not ok" (a bail out, a crash, a bad plan) counts once.
+ok=$(grep -cE '^[[:space:]]*ok [0-9]+' "$out/prove.log")
+notok=$(grep -cE '^[[:space:]]*not ok [0-9]+' "$out/prove.log")
+passed=$((passed + ok))
+failed=$((failed + notok))
+if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
+    failed=$((failed + 1))
+fi
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
