@@ -36,10 +36,13 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 
 .DEFAULT_GOAL := all
-.PHONY: deps demo test test-extended bench
+.PHONY: deps deps-extended demo test test-extended bench
 
 deps:
 	@test/deps.sh
+
+deps-extended:
+	@test/deps.sh extended
 
 demo: deps
 	@test/demo.sh
@@ -49,11 +52,12 @@ test: deps
 
 # pgbench comparison with no isolation and hand-written RLS; quick (< 10 min),
 # BENCH_FULL=1 for long rounds.  See README "Performance".
-bench: deps
+bench: deps-extended
 	@bench/run.sh
 
-# The reliability suite (pooler, drivers, soak, crash restart); ~5 minutes.
-test-extended: deps
+# The reliability suite (pooler, drivers, soak, crash restart, fuzzing,
+# sanitizers); bounded to about 12 minutes.
+test-extended: deps-extended
 	@test/run-extended.sh
 
 ifneq ($(wildcard $(PGXS)),)

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# Installs the Debian packages payymo needs to build and test, if missing.
-# Used by `make demo` and `make test`; safe to run again.
+# Installs the Debian packages payymo needs, if missing; safe to run again.
+#   test/deps.sh            build, `make demo`, `make test`
+#   test/deps.sh extended   also `make test-extended` (poolers, drivers,
+#                           fuzzing, sanitizers) and `make bench`
 set -euo pipefail
 
 packages=(postgresql-15 postgresql-server-dev-15 libsodium-dev
           postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
-          make gcc python3-nacl
-          pgbouncer python3-psycopg2 nodejs
-          clang-14 libclang-rt-14-dev valgrind)
-# npm ships inside some nodejs builds (NodeSource); Debian packages it apart.
-command -v npm >/dev/null 2>&1 || packages+=(npm)
+          make gcc python3-nacl)
+if [ "${1:-}" = extended ]; then
+    packages+=(postgresql-contrib pgbouncer python3-psycopg2
+               clang-14 libclang-rt-14-dev valgrind)
+    # Node.js and npm may come from outside Debian; only install if absent.
+    command -v node >/dev/null 2>&1 || packages+=(nodejs)
+    command -v npm >/dev/null 2>&1 || packages+=(npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

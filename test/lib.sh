@@ -76,5 +76,25 @@ make_key_file() {
     echo "$file"
 }
 
+# build_and_install LOG: build with warnings as errors and install; the
+# lock keeps concurrent runs on one machine from installing half a build.
+build_and_install() {
+    flock /tmp/payymo-build.lock sh -c 'make -s WERROR=1 && make -s install' >"$1" 2>&1 \
+        && ! grep -q 'warning:' "$1"
+}
+
+# count_tap FILE EXIT_CODE: add a TAP stream's results to $passed/$failed;
+# a runner that failed without any "not ok" (a crash, a bad plan) counts once.
+count_tap() {
+    local ok notok
+    ok=$(grep -cE '^[[:space:]]*ok [0-9]+' "$1")
+    notok=$(grep -cE '^[[:space:]]*not ok [0-9]+' "$1")
+    passed=$((passed + ok))
+    failed=$((failed + notok))
+    if [ "$2" -ne 0 ] && [ "$notok" -eq 0 ]; then
+        failed=$((failed + 1))
+    fi
+}
+
 # psql that stops at the first error and prints nothing but results.
 q() { psql -X -v ON_ERROR_STOP=1 -q -A -t "$@"; }

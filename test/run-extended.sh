@@ -22,8 +22,7 @@ passed=0
 failed=0
 
 echo "== build"
-if ! flock /tmp/payymo-build.lock sh -c 'make -s WERROR=1 && make -s install' \
-        >"$out/build.log" 2>&1; then
+if ! build_and_install "$out/build.log"; then
     cat "$out/build.log"
     echo "0 passed, 1 failed"
     exit 1
@@ -33,15 +32,7 @@ echo "== extended tests"
 prove -v "${files[@]}" 2>&1 | tee "$out/prove.log"
 rc=${PIPESTATUS[0]}
 
-# As in test/run.sh: count TAP lines; a script that failed without any
-# "not ok" (a bail out, a crash, a bad plan) counts once.
-ok=$(grep -cE '^[[:space:]]*ok [0-9]+' "$out/prove.log")
-notok=$(grep -cE '^[[:space:]]*not ok [0-9]+' "$out/prove.log")
-passed=$((passed + ok))
-failed=$((failed + notok))
-if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
-    failed=$((failed + 1))
-fi
+count_tap "$out/prove.log" "$rc"
 
 echo
 echo "$passed passed, $failed failed"

@@ -35,46 +35,30 @@ trap 'cluster_stop; rm -rf "$out" "$keydir"' EXIT
 passed=0
 failed=0
 
-# count_tap FILE EXIT_CODE: add a TAP stream's results to the totals; a
-# runner that failed without any "not ok" (a crash, a bad plan) counts once.
-count_tap() {
-    local ok notok
-    ok=$(grep -cE '^[[:space:]]*ok [0-9]+' "$1")
-    notok=$(grep -cE '^[[:space:]]*not ok [0-9]+' "$1")
-    passed=$((passed + ok))
-    failed=$((failed + notok))
-    if [ "$2" -ne 0 ] && [ "$notok" -eq 0 ]; then
-        failed=$((failed + 1))
-    fi
-}
-
 echo "== build"
-# The lock keeps concurrent runs on one machine from installing half a build.
-if ! flock /tmp/payymo-build.lock sh -c 'make -s WERROR=1 && make -s install' \
-        >"$out/build.log" 2>&1; then
+if ! build_and_install "$out/build.log"; then
     cat "$out/build.log"
     echo "0 passed, 1 failed"
     exit 1
 fi
-grep -E 'warning:' "$out/build.log" && { echo "0 passed, 1 failed"; exit 1; }
 
 echo "== cluster"
 cluster_start "shared_preload_libraries = 'payymo'" \
     "payymo.key_file = '$(make_key_file "$keydir")'" || { echo "0 passed, 1 failed"; exit 1; }
 
 if [ "$want_regress" -eq 1 ]; then
-echo "== pg_regress"
-make -s installcheck >"$out/regress.log" 2>&1
-regress_rc=$?
-cat "$out/regress.log"
-r_ok=$(grep -cE '^test .* \.\.\. ok' "$out/regress.log")
-r_bad=$(grep -cE '^test .* \.\.\. FAILED' "$out/regress.log")
-passed=$((passed + r_ok))
-failed=$((failed + r_bad))
-if [ "$regress_rc" -ne 0 ]; then
-    [ -f regression.diffs ] && head -100 regression.diffs
-    [ "$r_bad" -eq 0 ] && failed=$((failed + 1))
-fi
+    echo "== pg_regress"
+    make -s installcheck >"$out/regress.log" 2>&1
+    regress_rc=$?
+    cat "$out/regress.log"
+    r_ok=$(grep -cE '^test .* \.\.\. ok' "$out/regress.log")
+    r_bad=$(grep -cE '^test .* \.\.\. FAILED' "$out/regress.log")
+    passed=$((passed + r_ok))
+    failed=$((failed + r_bad))
+    if [ "$regress_rc" -ne 0 ]; then
+        [ -f regression.diffs ] && head -100 regression.diffs
+        [ "$r_bad" -eq 0 ] && failed=$((failed + 1))
+    fi
 fi
 
 # The fixture database serves the pgTAP suites and the shell tests.
