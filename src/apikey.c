@@ -25,11 +25,22 @@
 
 #include <sodium.h>
 
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "keyformat.h"
@@ -38,42 +49,94 @@
 #define KEY_HINT_CHARS		4
 
 /* Seconds between two updates of api_key_store.last_used_at for one key. */
-#define LAST_USED_GRANULARITY "60 seconds"
+#define LAST_USED_GRANULARITY_SECS 60
 
 PG_FUNCTION_INFO_V1(payymo_set_tenant);
 PG_FUNCTION_INFO_V1(payymo_issue_api_key);
 
-static SPIPlanPtr lookup_plan = NULL;
 static SPIPlanPtr touch_plan = NULL;
 
+/*
+ * The columns set_tenant() reads, by position in the tables the extension
+ * script creates (upgrade scripts may only append columns).  Checked by
+ * name once per backend, so a mismatch is an error, not a misread.
+ */
+enum
+{
+	STORE_KEY_ID = 1,
+	STORE_TENANT_ID = 2,
+	STORE_SECRET_HASH = 3,
+	STORE_EXPIRES_AT = 7,
+	STORE_REVOKED_AT = 8,
+	STORE_LAST_USED_AT = 9,
+};
+enum
+{
+	TENANTS_ID = 1,
+	TENANTS_STATUS = 4,
+	TENANTS_RATE_LIMIT = 5,
+};
+
 static void
-prepare_plans(void)
+check_column(Relation rel, AttrNumber attnum, const char *name)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (attnum > desc->natts ||
+		strcmp(NameStr(TupleDescAttr(desc, attnum - 1)->attname), name) != 0)
+		elog(ERROR, "payymo: column %d of \"%s\" is not \"%s\"",
+			 attnum, RelationGetRelationName(rel), name);
+}
+
+/* Open a payymo table and the index of its primary key. */
+static Relation
+open_payymo_table(const char *name, Oid *pkey)
+{
+	Oid			nsp = get_namespace_oid("payymo", false);
+	Oid			relid = get_relname_relid(name, nsp);
+	Relation	rel;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "payymo: table payymo.%s is missing", name);
+	rel = table_open(relid, AccessShareLock);
+	*pkey = RelationGetPrimaryKeyIndex(rel);
+	return rel;
+}
+
+/* The first tuple whose primary key equals value, or NULL. */
+static HeapTuple
+fetch_by_pkey(Relation rel, Oid pkey, RegProcedure eqproc, Oid collation,
+			  Datum value, SysScanDesc *scan)
+{
+	ScanKeyData skey;
+
+	ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   collation, eqproc, value);
+	*scan = systable_beginscan(rel, pkey, true, GetActiveSnapshot(), 1, &skey);
+	return systable_getnext(*scan);
+}
+
+/*
+ * Record that the key was used, at most once a minute: as the table's
+ * owner (the client may not write it), never in a read-only transaction or
+ * on a standby, and without waiting for a row someone else has locked.
+ */
+static void
+touch_key(Oid owner, Datum key_id)
 {
 	Oid			argtypes[1] = {TEXTOID};
+	Oid			save_userid;
+	int			save_sec_context;
+	int			ret;
 
-	if (lookup_plan == NULL)
-	{
-		lookup_plan = SPI_prepare(
-								  "SELECT k.tenant_id, k.secret_hash,"
-								  "       k.revoked_at IS NULL"
-								  "       AND (k.expires_at IS NULL OR k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now())"
-								  "       AND t.status OPERATOR(pg_catalog.=) 'active',"
-								  "       k.last_used_at IS NULL"
-								  "       OR k.last_used_at OPERATOR(pg_catalog.<)"
-								  "          (pg_catalog.now() OPERATOR(pg_catalog.-) interval '" LAST_USED_GRANULARITY "'),"
-								  "       t.rate_limit_per_second"
-								  "  FROM payymo.api_key_store k"
-								  "  JOIN payymo.tenants t ON t.id OPERATOR(pg_catalog.=) k.tenant_id"
-								  " WHERE k.key_id OPERATOR(pg_catalog.=) $1",
-								  1, argtypes);
-		if (lookup_plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(lookup_plan);
-	}
+	if (XactReadOnly || RecoveryInProgress())
+		return;
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	SPI_connect();
 	if (touch_plan == NULL)
 	{
-		touch_plan = SPI_prepare(
-								 "UPDATE payymo.api_key_store SET last_used_at = pg_catalog.now()"
+		touch_plan = SPI_prepare("UPDATE payymo.api_key_store SET last_used_at = pg_catalog.now()"
 								 " WHERE key_id OPERATOR(pg_catalog.=) ("
 								 "   SELECT key_id FROM payymo.api_key_store"
 								 "    WHERE key_id OPERATOR(pg_catalog.=) $1"
@@ -83,6 +146,11 @@ prepare_plans(void)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		SPI_keepplan(touch_plan);
 	}
+	ret = SPI_execute_plan(touch_plan, &key_id, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 }
 
 /*
@@ -90,58 +158,102 @@ prepare_plans(void)
  * or PAYYMO_NO_TENANT when the key must be refused.  *owner is the tenant
  * the key id belongs to (or PAYYMO_NO_TENANT), even when the key is
  * refused; *rate_limit is that tenant's rate_limit_per_second (0: none).
+ *
+ * This is the hot path of every request, so it reads the two primary-key
+ * indexes directly instead of planning a query through SPI; that also means
+ * set_tenant() needs no SECURITY DEFINER (and no search_path switch) to
+ * read tables the client may not.  Row level security on payymo.tenants
+ * does not apply to these reads.
  */
 static PayymoTenantId
 verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit)
 {
+	static bool columns_checked = false;
 	unsigned char presented[KEY_HASH_BYTES];
 	unsigned char stored[KEY_HASH_BYTES];
 	PayymoTenantId tenant = PAYYMO_NO_TENANT;
 	bool		usable = false;
 	bool		stale = false;
-	Datum		values[1];
-	int			ret;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	Datum		key_id = PointerGetDatum(cstring_to_text_with_len(key + KEY_ID_OFFSET, KEY_ID_CHARS));
+	Relation	store;
+	Relation	tenants;
+	Oid			store_pkey;
+	Oid			tenants_pkey;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		isnull;
 
 	memset(stored, 0, sizeof(stored));
 	payymo_apikey_hash(key, presented);
 
-	SPI_connect();
-	prepare_plans();
-	values[0] = PointerGetDatum(cstring_to_text_with_len(key + KEY_ID_OFFSET, KEY_ID_CHARS));
-	ret = SPI_execute_plan(lookup_plan, values, NULL, false, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-
-	if (SPI_processed == 1)
+	store = open_payymo_table("api_key_store", &store_pkey);
+	tenants = open_payymo_table("tenants", &tenants_pkey);
+	if (!columns_checked)
 	{
-		HeapTuple	row = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		bytea	   *hash;
+		check_column(store, STORE_KEY_ID, "key_id");
+		check_column(store, STORE_TENANT_ID, "tenant_id");
+		check_column(store, STORE_SECRET_HASH, "secret_hash");
+		check_column(store, STORE_EXPIRES_AT, "expires_at");
+		check_column(store, STORE_REVOKED_AT, "revoked_at");
+		check_column(store, STORE_LAST_USED_AT, "last_used_at");
+		check_column(tenants, TENANTS_ID, "id");
+		check_column(tenants, TENANTS_STATUS, "status");
+		check_column(tenants, TENANTS_RATE_LIMIT, "rate_limit_per_second");
+		columns_checked = true;
+	}
 
-		tenant = DatumGetInt64(SPI_getbinval(row, desc, 1, &isnull));
-		hash = DatumGetByteaPP(SPI_getbinval(row, desc, 2, &isnull));
+	tup = fetch_by_pkey(store, store_pkey, F_TEXTEQ, DEFAULT_COLLATION_OID, key_id, &scan);
+	if (HeapTupleIsValid(tup))
+	{
+		TupleDesc	desc = RelationGetDescr(store);
+		bytea	   *hash;
+		Datum		expires;
+		Datum		last_used;
+		bool		expires_null;
+
+		tenant = DatumGetInt64(heap_getattr(tup, STORE_TENANT_ID, desc, &isnull));
+		hash = DatumGetByteaPP(heap_getattr(tup, STORE_SECRET_HASH, desc, &isnull));
 		if (VARSIZE_ANY_EXHDR(hash) == KEY_HASH_BYTES)
 			memcpy(stored, VARDATA_ANY(hash), KEY_HASH_BYTES);
-		usable = DatumGetBool(SPI_getbinval(row, desc, 3, &isnull)) && !isnull;
-		stale = DatumGetBool(SPI_getbinval(row, desc, 4, &isnull));
-		*rate_limit = DatumGetInt32(SPI_getbinval(row, desc, 5, &isnull));
-		if (isnull)
-			*rate_limit = 0;
+		(void) heap_getattr(tup, STORE_REVOKED_AT, desc, &isnull);
+		expires = heap_getattr(tup, STORE_EXPIRES_AT, desc, &expires_null);
+		usable = isnull && (expires_null || DatumGetTimestampTz(expires) > now);
+		last_used = heap_getattr(tup, STORE_LAST_USED_AT, desc, &isnull);
+		stale = isnull ||
+			DatumGetTimestampTz(last_used) < now - LAST_USED_GRANULARITY_SECS * USECS_PER_SEC;
+	}
+	systable_endscan(scan);
+
+	if (tenant != PAYYMO_NO_TENANT)
+	{
+		tup = fetch_by_pkey(tenants, tenants_pkey, F_INT8EQ, InvalidOid,
+							Int64GetDatum(tenant), &scan);
+		if (HeapTupleIsValid(tup))
+		{
+			TupleDesc	desc = RelationGetDescr(tenants);
+			text	   *status = DatumGetTextPP(heap_getattr(tup, TENANTS_STATUS, desc, &isnull));
+			Datum		limit;
+
+			usable = usable && VARSIZE_ANY_EXHDR(status) == strlen("active") &&
+				memcmp(VARDATA_ANY(status), "active", strlen("active")) == 0;
+			limit = heap_getattr(tup, TENANTS_RATE_LIMIT, desc, &isnull);
+			*rate_limit = isnull ? 0 : DatumGetInt32(limit);
+		}
+		else
+			usable = false;
+		systable_endscan(scan);
 	}
 	*owner = tenant;
 
 	/* Compare even when no row was found, so timing says nothing. */
 	if (sodium_memcmp(presented, stored, KEY_HASH_BYTES) != 0 || !usable)
 		tenant = PAYYMO_NO_TENANT;
-	else if (stale && !XactReadOnly && !RecoveryInProgress())
-	{
-		ret = SPI_execute_plan(touch_plan, values, NULL, false, 0);
-		if (ret != SPI_OK_UPDATE)
-			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-	}
+	else if (stale)
+		touch_key(store->rd_rel->relowner, key_id);
 
-	SPI_finish();
+	table_close(tenants, AccessShareLock);
+	table_close(store, AccessShareLock);
 	sodium_memzero(presented, sizeof(presented));
 	sodium_memzero(stored, sizeof(stored));
 	return tenant;
