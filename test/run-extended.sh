@@ -7,6 +7,8 @@
 #   drivers.t  the same from psycopg2 and node-postgres, direct and pooled
 #   soak.t     concurrent mixed load with revocations (PAYYMO_SOAK_SECONDS, 60)
 #   crash.t    SIGKILL of the postmaster during writes, then recovery checks
+#   fuzz.t     libFuzzer on the key, key-file and token parsers (PAYYMO_FUZZ_SECONDS, 30 each)
+#   sanitize.t the pgTAP suites against a server under valgrind memcheck
 # Ends with one line "N passed, N failed"; exit status 0 only if nothing
 # failed.  With arguments, runs only those scripts.
 set -uo pipefail
