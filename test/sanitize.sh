@@ -41,24 +41,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 . test/lib.sh
 
-n=0
-failed=0
-tap() {  # tap STATUS NAME [DIAGNOSTIC FILE]
-    n=$((n + 1))
-    if [ "$1" -eq 0 ]; then
-        echo "ok $n - $2"
-    else
-        echo "not ok $n - $2"
-        failed=$((failed + 1))
-        [ -n "${3:-}" ] && [ -f "$3" ] && tail -60 "$3" | sed 's/^/#   /'
-    fi
-}
-finish() { echo "1..$n"; [ "$failed" -eq 0 ]; exit $?; }
+. test/shell/tap.sh
+finish() { done_testing; exit $?; }
 
 command -v valgrind >/dev/null || test/deps.sh extended >&2
 command -v valgrind >/dev/null
-tap $? "valgrind is installed (test/deps.sh extended)"
-[ "$failed" -eq 0 ] || finish
+ok_log $? "valgrind is installed (test/deps.sh extended)"
+[ "$_tap_failed" -eq 0 ] || finish
 
 work=$(mktemp -d /tmp/payymo-valgrind.XXXXXX)
 chmod 755 "$work"
@@ -126,22 +115,22 @@ gcc -g -O0 -o "$work/canary/prog" "$work/canary.c" \
     && valgrind -q --log-file="$work/canary/vg.%p" "$work/canary/prog" >/dev/null 2>&1
 read -r c_mine c_other < <(classify "$work/canary")
 [ "$c_mine" = 1 ]
-tap $? "canary: valgrind finds a heap overflow and attributes it to payymo (found $c_mine)"
+ok_log $? "canary: valgrind finds a heap overflow and attributes it to payymo (found $c_mine)"
 
 exec 9>/tmp/payymo-build.lock
 flock 9
 make -s WERROR=1 >"$work/build.log" 2>&1 && make -s install >>"$work/build.log" 2>&1 \
     && ! grep -q 'warning:' "$work/build.log"
-tap $? "the normal build of this tree is built and installed (lock held until the end)" "$work/build.log"
-[ "$failed" -eq 0 ] || finish
+ok_log $? "the normal build of this tree is built and installed (lock held until the end)" "$work/build.log"
+[ "$_tap_failed" -eq 0 ] || finish
 
 cluster_start "shared_preload_libraries = 'payymo'" \
     "payymo.key_file = '$(make_key_file "$keydir")'" >"$work/start.log" 2>&1 \
     && q -c "CREATE DATABASE payymo_test" >>"$work/start.log" 2>&1 \
     && q -d payymo_test -f test/fixtures.sql >>"$work/start.log" 2>&1 \
     && cluster_ctl stop >>"$work/start.log" 2>&1
-tap $? "cluster and fixtures ready" "$work/start.log"
-[ "$failed" -eq 0 ] || finish
+ok_log $? "cluster and fixtures ready" "$work/start.log"
+[ "$_tap_failed" -eq 0 ] || finish
 
 # shellcheck disable=SC2086
 as_postgres valgrind -q --error-limit=no --num-callers=40 --log-file="$vg/vg.%p" \
@@ -155,13 +144,13 @@ done
 pm=$(head -1 "$PGDATA_DIR/postmaster.pid" 2>/dev/null)
 [ "$up" -eq 0 ] && readlink "/proc/$pm/exe" | grep -q memcheck \
     && grep -q "payymo.so" "/proc/$pm/maps"
-tap $? "the postmaster runs under memcheck with payymo.so loaded" "$work/postmaster.out"
+ok_log $? "the postmaster runs under memcheck with payymo.so loaded" "$work/postmaster.out"
 
 # One file at a time: stats.sql counts the denied attempts other files make.
 timeout "${PAYYMO_SANITIZE_TIMEOUT:-300}" pg_prove \
     -U payymo_client -d payymo_test test/pgtap/*.sql >"$work/pgtap.log" 2>&1
 rc=$?
-tap $rc "pgTAP suites pass with every backend under valgrind ($(grep -oE 'Tests=[0-9]+' "$work/pgtap.log"))" "$work/pgtap.log"
+ok_log $rc "pgTAP suites pass with every backend under valgrind ($(grep -oE 'Tests=[0-9]+' "$work/pgtap.log"))" "$work/pgtap.log"
 
 as_postgres "$PG_BINDIR/pg_ctl" -D "$PGDATA_DIR" -m fast -t 120 stop >/dev/null 2>&1
 cp "$PAYYMO_LOG" "$work/server.log" 2>/dev/null
@@ -169,9 +158,9 @@ flock -u 9
 
 read -r mine other < <(classify "$vg")
 [ "$mine" -eq 0 ]
-tap $? "no valgrind error in payymo's code ($(ls "$vg" | wc -l) processes; $other errors inside PostgreSQL itself, not payymo's)" "$vg/payymo.txt"
+ok_log $? "no valgrind error in payymo's code ($(ls "$vg" | wc -l) processes; $other errors inside PostgreSQL itself, not payymo's)" "$vg/payymo.txt"
 [ "$other" -eq 0 ] || sed 's/^/# /' "$vg/other.txt" | head -10
 grep -E 'terminated by signal|was terminated by exception' "$work/server.log" >"$work/crashes.txt" 2>/dev/null
 [ ! -s "$work/crashes.txt" ]
-tap $? "no backend crashed" "$work/crashes.txt"
+ok_log $? "no backend crashed" "$work/crashes.txt"
 finish

@@ -17,27 +17,15 @@ cd "$(dirname "$0")/../.."
 seconds=${PAYYMO_FUZZ_SECONDS:-30}
 targets=${PAYYMO_FUZZ_TARGETS:-apikey keyfile token_header}
 build=test/fuzz/build
-n=0
-failed=0
-
-tap() {  # tap STATUS NAME [DIAGNOSTIC FILE]
-    n=$((n + 1))
-    if [ "$1" -eq 0 ]; then
-        echo "ok $n - $2"
-    else
-        echo "not ok $n - $2"
-        failed=$((failed + 1))
-        [ -n "${3:-}" ] && [ -f "$3" ] && tail -40 "$3" | sed 's/^/#   /'
-    fi
-}
+. test/shell/tap.sh
 
 CC=${PAYYMO_FUZZ_CC:-clang-14}
 if ! command -v "$CC" >/dev/null; then
     test/deps.sh extended >&2 || true
 fi
 if ! command -v "$CC" >/dev/null; then
-    tap 1 "$CC is installed (run: test/deps.sh extended)"
-    echo "1..$n"
+    ok 1 "$CC is installed (run: test/deps.sh extended)"
+    done_testing
     exit 1
 fi
 
@@ -55,11 +43,11 @@ declare -A srcs=(
 
 mkdir -p "$build"
 for t in $targets; do
-    [ -n "${srcs[$t]:-}" ] || { tap 1 "unknown fuzz target $t"; continue; }
+    [ -n "${srcs[$t]:-}" ] || { ok_log 1 "unknown fuzz target $t"; continue; }
     log=$build/$t.build.log
     # shellcheck disable=SC2086
     "$CC" "${cflags[@]}" ${srcs[$t]} -o "$build/fuzz_$t" >"$log" 2>&1
-    tap $? "fuzz_$t builds with ASan+UBSan, no warnings" "$log"
+    ok_log $? "fuzz_$t builds with ASan+UBSan, no warnings" "$log"
 done
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
@@ -76,8 +64,7 @@ for t in $targets; do
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log")
     [ "$rc" -eq 0 ] && [ -n "$runs" ] && [ "$runs" -gt 0 ]
-    tap $? "fuzz_$t: ${runs:-0} executions in ${secs:-?} s, no crash, leak or failed property" "$log"
+    ok_log $? "fuzz_$t: ${runs:-0} executions in ${secs:-?} s, no crash, leak or failed property" "$log"
 done
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+done_testing

@@ -38,6 +38,13 @@ unlike() {
     _tap_result $? "$3" "matched /$2/"
 }
 
+# ok_log STATUS NAME [FILE]: like ok, showing the end of FILE on failure.
+ok_log() {
+    local diag=""
+    [ -n "${3:-}" ] && [ -f "$3" ] && diag=$(tail -60 "$3")
+    _tap_result "$1" "$2" "$diag"
+}
+
 # End of a test script: print the plan, exit non-zero on any failure.
 done_testing() { echo "1..$_tap_n"; [ "$_tap_failed" -eq 0 ]; }
 
