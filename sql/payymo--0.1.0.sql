@@ -513,6 +513,20 @@ AS 'MODULE_PATHNAME', 'payymo_take_ticket';
 COMMENT ON FUNCTION payymo._take_ticket(regclass, regclass) IS
 'Internal: consumes the ticket for the tables, raising 42501 when there is none';
 
+-- The workers run every statement on the caller's table through this, so
+-- that the table's triggers, CHECK constraints, index expressions and rules
+-- run as its owner, not as the workers' superuser owner.  Only payymo's own
+-- SECURITY DEFINER functions may call it: it runs any SQL as a table's owner.
+CREATE FUNCTION payymo._as_table_owner(tbl regclass, command text)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'payymo_as_table_owner';
+
+COMMENT ON FUNCTION payymo._as_table_owner(regclass, text) IS
+'Internal: runs a statement as the owner of the table, in a security-restricted operation; not granted to PUBLIC';
+
+REVOKE EXECUTE ON FUNCTION payymo._as_table_owner(regclass, text) FROM PUBLIC;
+
 -- What is wrong with a registered table, or NULL when it is intact.
 CREATE FUNCTION payymo._tenancy_problem(tbl regclass)
 RETURNS text
@@ -593,23 +607,25 @@ BEGIN
        SET tenant_column = excluded.tenant_column, root = excluded.root,
            policy_qual = NULL;
 
-    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tbl);
+    PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+        'ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tbl));
 
     SELECT p.polpermissive, p.polcmd INTO pol
       FROM pg_catalog.pg_policy p
      WHERE p.polrelid OPERATOR(pg_catalog.=) tbl
        AND p.polname OPERATOR(pg_catalog.=) 'payymo_tenant_isolation';
     IF FOUND AND (NOT pol.polpermissive OR pol.polcmd OPERATOR(pg_catalog.<>) '*') THEN
-        EXECUTE pg_catalog.format('DROP POLICY payymo_tenant_isolation ON %s', tbl);
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+            'DROP POLICY payymo_tenant_isolation ON %s', tbl));
     END IF;
     IF FOUND AND pol.polpermissive AND pol.polcmd OPERATOR(pg_catalog.=) '*' THEN
-        EXECUTE pg_catalog.format(
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
             'ALTER POLICY payymo_tenant_isolation ON %s TO PUBLIC USING (%s) WITH CHECK (%s)',
-            tbl, expr, expr);
+            tbl, expr, expr));
     ELSE
-        EXECUTE pg_catalog.format(
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
             'CREATE POLICY payymo_tenant_isolation ON %s AS PERMISSIVE FOR ALL TO PUBLIC'
-            ' USING (%s) WITH CHECK (%s)', tbl, expr, expr);
+            ' USING (%s) WITH CHECK (%s)', tbl, expr, expr));
     END IF;
     SELECT pg_catalog.pg_get_expr(p.polqual, p.polrelid) INTO qual
       FROM pg_catalog.pg_policy p
@@ -618,24 +634,27 @@ BEGIN
 
     IF root IS NULL THEN
         -- On a partitioned table this also creates the partitions' clones.
-        EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS payymo_stamp_tenant ON %s', tbl);
-        EXECUTE pg_catalog.format(
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+            'DROP TRIGGER IF EXISTS payymo_stamp_tenant ON %s', tbl));
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
             'CREATE TRIGGER payymo_stamp_tenant BEFORE INSERT OR UPDATE ON %s'
-            ' FOR EACH ROW EXECUTE FUNCTION payymo.stamp_tenant(%L)', tbl, tenant_column);
+            ' FOR EACH ROW EXECUTE FUNCTION payymo.stamp_tenant(%L)', tbl, tenant_column));
     ELSIF EXISTS (SELECT FROM pg_catalog.pg_trigger g
                    WHERE g.tgrelid OPERATOR(pg_catalog.=) tbl
                      AND g.tgname OPERATOR(pg_catalog.=) 'payymo_stamp_tenant') THEN
-        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE TRIGGER payymo_stamp_tenant', tbl);
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+            'ALTER TABLE %s ENABLE TRIGGER payymo_stamp_tenant', tbl));
     ELSE
-        EXECUTE pg_catalog.format(
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
             'CREATE TRIGGER payymo_stamp_tenant BEFORE INSERT OR UPDATE ON %s'
-            ' FOR EACH ROW EXECUTE FUNCTION payymo.stamp_tenant(%L)', tbl, tenant_column);
+            ' FOR EACH ROW EXECUTE FUNCTION payymo.stamp_tenant(%L)', tbl, tenant_column));
     END IF;
     -- Statement triggers are not cloned to partitions: each gets its own.
-    EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS payymo_refuse_truncate ON %s', tbl);
-    EXECUTE pg_catalog.format(
+    PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+        'DROP TRIGGER IF EXISTS payymo_refuse_truncate ON %s', tbl));
+    PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
         'CREATE TRIGGER payymo_refuse_truncate BEFORE TRUNCATE ON %s'
-        ' FOR EACH STATEMENT EXECUTE FUNCTION payymo.refuse_truncate()', tbl);
+        ' FOR EACH STATEMENT EXECUTE FUNCTION payymo.refuse_truncate()', tbl));
 
     UPDATE payymo.tenant_tables t SET policy_qual = qual
      WHERE t.relid OPERATOR(pg_catalog.=) tbl;
@@ -701,8 +720,13 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     PERFORM payymo._take_ticket(tbl, NULL);
-    SELECT c.relname, c.relkind, c.relispartition INTO rel
+    SELECT c.relname, c.relkind, c.relispartition, c.relpersistence INTO rel
       FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+    IF rel.relpersistence OPERATOR(pg_catalog.=) 't' THEN
+        RAISE EXCEPTION '% is a temporary table', tbl
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'A temporary table cannot reference payymo.tenants.';
+    END IF;
     IF rel.relkind OPERATOR(pg_catalog.<>) ALL ('{r,p}'::"char"[]) THEN
         RAISE EXCEPTION '% is not a table', tbl
             USING ERRCODE = 'wrong_object_type',
@@ -747,19 +771,25 @@ BEGIN
 
     IF att.attnum IS NULL THEN
         -- Existing rows get the current tenant (no context: 42501 unless empty).
-        EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN %I bigint', tbl, tenant_column);
-        EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT payymo.current_tenant()',
-                                  tbl, tenant_column);
-        EXECUTE pg_catalog.format('UPDATE %s SET %I = payymo.current_tenant()', tbl, tenant_column);
-        EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL', tbl, tenant_column);
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+            'ALTER TABLE %s ADD COLUMN %I bigint', tbl, tenant_column));
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+            'ALTER TABLE %s ALTER COLUMN %I SET DEFAULT payymo.current_tenant()',
+            tbl, tenant_column));
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+            'UPDATE %s SET %I = payymo.current_tenant()', tbl, tenant_column));
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+            'ALTER TABLE %s ALTER COLUMN %I SET NOT NULL', tbl, tenant_column));
         SELECT a.attnum INTO att FROM pg_catalog.pg_attribute a
          WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
            AND a.attname OPERATOR(pg_catalog.=) tenant_column;
     ELSE
-        EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT payymo.current_tenant()',
-                                  tbl, tenant_column);
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+            'ALTER TABLE %s ALTER COLUMN %I SET DEFAULT payymo.current_tenant()',
+            tbl, tenant_column));
         IF NOT att.attnotnull THEN
-            EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL', tbl, tenant_column);
+            PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+                'ALTER TABLE %s ALTER COLUMN %I SET NOT NULL', tbl, tenant_column));
         END IF;
     END IF;
 
@@ -771,6 +801,12 @@ BEGIN
                       AND con.contype OPERATOR(pg_catalog.=) 'f'
                       AND con.confrelid OPERATOR(pg_catalog.=) 'payymo.tenants'::pg_catalog.regclass
                       AND con.conkey OPERATOR(pg_catalog.=) ARRAY[att.attnum]) THEN
+        -- The one statement on the table that runs as the definer: its owner
+        -- may not reference payymo.tenants.  Validating the key evaluates no
+        -- user code: the tenant column is integer or bigint (checked above,
+        -- so no domain or user type), the comparison is the built-in
+        -- int8 = int4/int8 of payymo.tenants' own primary-key index, and a
+        -- superuser's scan ignores the table's policies; no trigger fires.
         EXECUTE pg_catalog.format(
             'ALTER TABLE %s ADD CONSTRAINT %I FOREIGN KEY (%I) REFERENCES payymo.tenants (id)',
             tbl, prefix OPERATOR(pg_catalog.||) '_tenant_fkey', tenant_column);
@@ -794,14 +830,16 @@ BEGIN
           JOIN pg_catalog.pg_attribute a
             ON a.attrelid OPERATOR(pg_catalog.=) tbl
            AND a.attnum OPERATOR(pg_catalog.=) k.attnum;
-        EXECUTE pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I UNIQUE (%s)',
-                                  tbl, prefix OPERATOR(pg_catalog.||) '_tenant_key', key_list);
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+            'ALTER TABLE %s ADD CONSTRAINT %I UNIQUE (%s)',
+            tbl, prefix OPERATOR(pg_catalog.||) '_tenant_key', key_list));
     END IF;
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_index i
                     WHERE i.indrelid OPERATOR(pg_catalog.=) tbl
                       AND i.indkey[0] OPERATOR(pg_catalog.=) att.attnum
                       AND i.indpred IS NULL) THEN
-        EXECUTE pg_catalog.format('CREATE INDEX ON %s (%I)', tbl, tenant_column);
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+            'CREATE INDEX ON %s (%I)', tbl, tenant_column));
     END IF;
 
     PERFORM payymo._protect_relation(tbl, tenant_column, NULL);
@@ -856,14 +894,18 @@ BEGIN
     DELETE FROM payymo.tenant_tables t
      WHERE t.relid OPERATOR(pg_catalog.=) tbl OR t.root OPERATOR(pg_catalog.=) tbl;
 
-    EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS payymo_stamp_tenant ON %s', tbl);
+    PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+        'DROP TRIGGER IF EXISTS payymo_stamp_tenant ON %s', tbl));
     FOR part IN SELECT tbl
                 UNION
                 SELECT pt.relid FROM pg_catalog.pg_partition_tree(tbl) pt
     LOOP
-        EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS payymo_refuse_truncate ON %s', part);
-        EXECUTE pg_catalog.format('DROP POLICY IF EXISTS payymo_tenant_isolation ON %s', part);
-        EXECUTE pg_catalog.format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY', part);
+        PERFORM payymo._as_table_owner(part, pg_catalog.format(
+            'DROP TRIGGER IF EXISTS payymo_refuse_truncate ON %s', part));
+        PERFORM payymo._as_table_owner(part, pg_catalog.format(
+            'DROP POLICY IF EXISTS payymo_tenant_isolation ON %s', part));
+        PERFORM payymo._as_table_owner(part, pg_catalog.format(
+            'ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY', part));
     END LOOP;
     IF EXISTS (SELECT FROM pg_catalog.pg_attrdef d
                  JOIN pg_catalog.pg_attribute a
@@ -873,7 +915,8 @@ BEGIN
                   AND a.attname OPERATOR(pg_catalog.=) reg.tenant_column
                   AND pg_catalog.pg_get_expr(d.adbin, d.adrelid)
                       OPERATOR(pg_catalog.~) 'payymo\.current_tenant\(\)') THEN
-        EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I DROP DEFAULT', tbl, reg.tenant_column);
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+            'ALTER TABLE %s ALTER COLUMN %I DROP DEFAULT', tbl, reg.tenant_column));
     END IF;
 END
 $$;
@@ -897,7 +940,8 @@ COMMENT ON FUNCTION payymo.disable_tenancy(regclass) IS
 
 -- SECURITY DEFINER because validating the new key reads both tables, which
 -- row level security (FORCEd, with no tenant context) would hide from their
--- owner; the caller must own both tables.
+-- owner; the caller must own both tables.  ADD ... NOT VALID followed by
+-- VALIDATE as the owner would not help: the owner's scan is filtered too.
 CREATE FUNCTION payymo._add_tenant_reference(child regclass, child_column name, parent regclass)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
@@ -966,6 +1010,30 @@ BEGIN
                   AND con.conkey OPERATOR(pg_catalog.=) ARRAY[child_tenant_attnum, child_attnum]
                   AND con.confkey OPERATOR(pg_catalog.=) ARRAY[parent_tenant_attnum, parent_key[1]]) THEN
         RETURN;
+    END IF;
+    -- Validating the key runs as the definer, so it must evaluate no user
+    -- code: the four columns have built-in types (OID below
+    -- FirstNormalObjectId, 16384: no domain, no user-defined implicit cast
+    -- or operator) and every unique index that could back the key uses
+    -- built-in operator classes.
+    IF EXISTS (SELECT FROM pg_catalog.pg_attribute a
+                WHERE ((a.attrelid OPERATOR(pg_catalog.=) child
+                        AND a.attnum OPERATOR(pg_catalog.=) ANY (ARRAY[child_tenant_attnum, child_attnum]))
+                       OR (a.attrelid OPERATOR(pg_catalog.=) parent
+                           AND a.attnum OPERATOR(pg_catalog.=) ANY (ARRAY[parent_tenant_attnum, parent_key[1]])))
+                  AND a.atttypid OPERATOR(pg_catalog.>=) '16384'::pg_catalog.oid)
+       OR EXISTS (SELECT FROM pg_catalog.pg_index i
+                    JOIN pg_catalog.pg_opclass o
+                      ON o.oid OPERATOR(pg_catalog.=) ANY (i.indclass::pg_catalog.oid[])
+                   WHERE i.indrelid OPERATOR(pg_catalog.=) parent
+                     AND i.indisunique
+                     AND i.indnkeyatts OPERATOR(pg_catalog.=) 2
+                     AND ARRAY[parent_tenant_attnum, parent_key[1]]
+                         OPERATOR(pg_catalog.<@) i.indkey::pg_catalog.int2[]
+                     AND o.opcnamespace OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace) THEN
+        RAISE EXCEPTION 'tenant reference from %.% to % must compare built-in types', child, child_column, parent
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'The key is validated with the rights of payymo''s owner, so its columns need built-in types and the unique indexes on their referenced columns built-in operator classes.';
     END IF;
     EXECUTE pg_catalog.format(
         'ALTER TABLE %s ADD CONSTRAINT %I FOREIGN KEY (%I, %I) REFERENCES %s (%I, %I)',

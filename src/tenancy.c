@@ -15,6 +15,12 @@
  * consumes the ticket and refuses without one.  A ticket is good for one
  * call in the same transaction.
  *
+ * Inside the worker, every statement on the caller's table goes through
+ * payymo._as_table_owner(), which runs it as the table's owner in a
+ * security-restricted operation, as REFRESH MATERIALIZED VIEW and index
+ * builds do: the table's triggers, CHECK constraints, index expressions
+ * and rules then run with the owner's rights, never the superuser's.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -22,9 +28,12 @@
 #include "access/htup_details.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
@@ -32,6 +41,7 @@
 
 PG_FUNCTION_INFO_V1(payymo_issue_ticket);
 PG_FUNCTION_INFO_V1(payymo_take_ticket);
+PG_FUNCTION_INFO_V1(payymo_as_table_owner);
 
 #define TICKET_RELS 2
 
@@ -39,8 +49,8 @@ PG_FUNCTION_INFO_V1(payymo_take_ticket);
 static Oid	ticket_rels[TICKET_RELS];
 static LocalTransactionId ticket_lxid = InvalidLocalTransactionId;
 
-static void
-require_owner(Oid relid)
+static Oid
+table_owner(Oid relid)
 {
 	HeapTuple	tuple;
 	Oid			owner;
@@ -52,6 +62,13 @@ require_owner(Oid relid)
 				 errmsg("relation with OID %u does not exist", relid)));
 	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
 	ReleaseSysCache(tuple);
+	return owner;
+}
+
+static void
+require_owner(Oid relid)
+{
+	Oid			owner = table_owner(relid);
 
 	if (!has_privs_of_role(GetUserId(), owner))
 		ereport(ERROR,
@@ -112,5 +129,55 @@ payymo_take_ticket(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("payymo's internal tenancy functions cannot be called directly"),
 				 errhint("Call payymo.enable_tenancy(), payymo.disable_tenancy() or payymo.add_tenant_reference().")));
+	PG_RETURN_VOID();
+}
+
+/*
+ * payymo._as_table_owner(tbl regclass, command text) RETURNS void
+ *
+ * Runs command as the owner of tbl, in a security-restricted operation
+ * (no SET ROLE, no temporary objects, ...), and undoes any setting the
+ * table's own code changed, as index builds do.  The user id is restored
+ * on the way out; on error, the (sub)transaction abort restores it too.
+ */
+Datum
+payymo_as_table_owner(PG_FUNCTION_ARGS)
+{
+	Oid			owner;
+	char	   *command;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tbl and command must not be null")));
+	owner = table_owner(PG_GETARG_OID(0));
+	command = text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	PG_TRY();
+	{
+		SetUserIdAndSecContext(owner,
+							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+		save_nestlevel = NewGUCNestLevel();
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute(command, false, 0) < 0)
+			elog(ERROR, "SPI_execute failed: %s", command);
+		SPI_finish();
+
+		AtEOXact_GUC(false, save_nestlevel);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	}
+	PG_END_TRY();
+
+	pfree(command);
 	PG_RETURN_VOID();
 }
