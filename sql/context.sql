@@ -52,7 +52,7 @@ SELECT payymo.current_tenant();
 SELECT payymo.set_tenant(NULL);
 SELECT payymo.set_tenant('');
 SELECT payymo.set_tenant(repeat('x', 100000));
-SELECT payymo.set_tenant(left(:'alpha_key', -1) || 'a');
+SELECT payymo.set_tenant(left(:'alpha_key', -1) || CASE WHEN right(:'alpha_key', 1) = 'a' THEN 'b' ELSE 'a' END);
 \set VERBOSITY default
 SELECT payymo.set_tenant('pyk_nope');
 SELECT payymo.set_tenant(:'alpha_key', NULL);

@@ -293,17 +293,6 @@ AS 'MODULE_PATHNAME', 'payymo_key_status';
 COMMENT ON FUNCTION payymo.key_status() IS
 'The loaded root key versions, the one that encrypts, and a fingerprint of each (never key bytes); 55000 if the key file is unusable';
 
-CREATE FUNCTION payymo.reencrypt_token_for_tenant(tenant_id bigint, ciphertext bytea,
-                                                  context text)
-RETURNS bytea
-LANGUAGE C VOLATILE PARALLEL SAFE
-AS 'MODULE_PATHNAME', 'payymo_reencrypt_token_for_tenant';
-
-COMMENT ON FUNCTION payymo.reencrypt_token_for_tenant(bigint, bytea, text) IS
-'Internal to key rotation: re-encrypts a token of the given tenant under the newest key; not granted to PUBLIC';
-
-REVOKE EXECUTE ON FUNCTION payymo.reencrypt_token_for_tenant(bigint, bytea, text) FROM PUBLIC;
-
 CREATE FUNCTION payymo.reencrypt_token_batch(tbl regclass, token_column name,
                                              context text DEFAULT '',
                                              tenant_column name DEFAULT 'tenant_id',
@@ -314,8 +303,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     newest integer;
-    done bigint;
+    done bigint := 0;
     remaining bigint;
+    tenants bigint[];
+    tenant bigint;
 BEGIN
     IF tbl IS NULL OR token_column IS NULL OR context IS NULL
        OR tenant_column IS NULL OR batch_size IS NULL THEN
@@ -328,23 +319,37 @@ BEGIN
     END IF;
     SELECT s.version INTO newest FROM payymo.key_status() s WHERE s.active;
 
-    -- Lock a batch of rows still under an older key, skipping rows other
-    -- sessions hold, and rewrite each under its own row's tenant.
+    -- The tenants of a batch of rows still under an older key.  Then, per
+    -- tenant, under its context and as the table's owner (so the table's
+    -- own triggers never run with this function's rights): lock such rows,
+    -- skipping rows other sessions hold, and rewrite them.
     EXECUTE pg_catalog.format(
-        'WITH batch AS ('
-        '    SELECT ctid AS row_ctid, %2$I AS row_tenant, %1$I AS row_token'
-        '      FROM %3$s'
+        'SELECT pg_catalog.array_agg(DISTINCT t) FROM ('
+        '    SELECT %2$I AS t FROM %3$s'
         '     WHERE %1$I IS NOT NULL'
         '       AND payymo.token_key_version(%1$I) OPERATOR(pg_catalog.<>) $1'
-        '     LIMIT $2'
-        '       FOR UPDATE SKIP LOCKED)'
-        ' UPDATE %3$s t'
-        '    SET %1$I = payymo.reencrypt_token_for_tenant(batch.row_tenant, batch.row_token, $3)'
-        '   FROM batch'
-        '  WHERE t.ctid OPERATOR(pg_catalog.=) batch.row_ctid',
+        '     LIMIT $2) s',
         token_column, tenant_column, tbl)
-    USING newest, batch_size, context;
-    GET DIAGNOSTICS done = ROW_COUNT;
+    INTO tenants USING newest, batch_size;
+    FOREACH tenant IN ARRAY COALESCE(tenants, '{}') LOOP
+        EXIT WHEN done OPERATOR(pg_catalog.>=) batch_size;
+        PERFORM payymo.assume_tenant(tenant, true);
+        done := done OPERATOR(pg_catalog.+) payymo._as_table_owner(tbl, pg_catalog.format(
+            'WITH batch AS ('
+            '    SELECT ctid AS row_ctid FROM %2$s'
+            '     WHERE %6$I OPERATOR(pg_catalog.=) %7$s'
+            '       AND %1$I IS NOT NULL'
+            '       AND payymo.token_key_version(%1$I) OPERATOR(pg_catalog.<>) %3$s'
+            '     LIMIT %4$s'
+            '       FOR UPDATE SKIP LOCKED)'
+            ' UPDATE %2$s t'
+            '    SET %1$I = payymo.reencrypt_token(t.%1$I, %5$L)'
+            '   FROM batch'
+            '  WHERE t.ctid OPERATOR(pg_catalog.=) batch.row_ctid',
+            token_column, tbl, newest, batch_size OPERATOR(pg_catalog.-) done, context,
+            tenant_column, tenant));
+    END LOOP;
+    PERFORM payymo.clear_tenant();
 
     -- Nothing left that we could lock: say so if rows remain locked by others.
     IF done OPERATOR(pg_catalog.=) 0 THEN
@@ -518,12 +523,12 @@ COMMENT ON FUNCTION payymo._take_ticket(regclass, regclass) IS
 -- run as its owner, not as the workers' superuser owner.  Only payymo's own
 -- SECURITY DEFINER functions may call it: it runs any SQL as a table's owner.
 CREATE FUNCTION payymo._as_table_owner(tbl regclass, command text)
-RETURNS void
+RETURNS bigint
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'payymo_as_table_owner';
 
 COMMENT ON FUNCTION payymo._as_table_owner(regclass, text) IS
-'Internal: runs a statement as the owner of the table, in a security-restricted operation; not granted to PUBLIC';
+'Internal: runs a statement as the owner of the table, in a security-restricted operation, and returns the rows it processed; not granted to PUBLIC';
 
 REVOKE EXECUTE ON FUNCTION payymo._as_table_owner(regclass, text) FROM PUBLIC;
 
@@ -1764,13 +1769,15 @@ BEGIN
                   HINT = 'Suspend it first with payymo.suspend_tenant(), or pass force => true.';
     END IF;
     -- Children before parents: deepest tables in the foreign-key graph first.
+    -- Each DELETE runs as the table's owner, under the tenant's context, so
+    -- that the table's own triggers never run with this function's rights.
+    PERFORM payymo.assume_tenant(tenant_id, true);
     FOR t IN SELECT * FROM payymo.tenant_tables_in_delete_order() LOOP
-        EXECUTE pg_catalog.format('DELETE FROM %s WHERE %I OPERATOR(pg_catalog.=) $1',
-                                  t.relid, t.tenant_column)
-          USING tenant_id;
-        GET DIAGNOSTICS n = ROW_COUNT;
-        total := total OPERATOR(pg_catalog.+) n;
+        total := total OPERATOR(pg_catalog.+) payymo._as_table_owner(t.relid,
+            pg_catalog.format('DELETE FROM %s WHERE %I OPERATOR(pg_catalog.=) %s',
+                              t.relid, t.tenant_column, tenant_id));
     END LOOP;
+    PERFORM payymo.clear_tenant();
     DELETE FROM payymo.api_key_store k WHERE k.tenant_id OPERATOR(pg_catalog.=) drop_tenant.tenant_id;
     GET DIAGNOSTICS n = ROW_COUNT;
     DELETE FROM payymo.tenants WHERE id OPERATOR(pg_catalog.=) drop_tenant.tenant_id;

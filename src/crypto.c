@@ -77,7 +77,6 @@ static const char kdf_context[crypto_kdf_CONTEXTBYTES] = {'p', 'a', 'y', 'y', 'm
 PG_FUNCTION_INFO_V1(payymo_encrypt_token);
 PG_FUNCTION_INFO_V1(payymo_decrypt_token);
 PG_FUNCTION_INFO_V1(payymo_reencrypt_token);
-PG_FUNCTION_INFO_V1(payymo_reencrypt_token_for_tenant);
 PG_FUNCTION_INFO_V1(payymo_token_key_version);
 PG_FUNCTION_INFO_V1(payymo_is_token);
 PG_FUNCTION_INFO_V1(payymo_key_status);
@@ -541,38 +540,6 @@ payymo_reencrypt_token(PG_FUNCTION_ARGS)
 	result = reencrypt(ct, tenant, context);
 	PG_FREE_IF_COPY(ct, 0);
 	PG_FREE_IF_COPY(context, 1);
-	PG_RETURN_BYTEA_P(result);
-}
-
-/*
- * payymo.reencrypt_token_for_tenant(tenant_id bigint, ciphertext bytea,
- *									 context text) RETURNS bytea
- *
- * For the rotation helper only (not executable by PUBLIC): re-encrypts a
- * row's token under that row's tenant without setting a tenant context.
- */
-Datum
-payymo_reencrypt_token_for_tenant(PG_FUNCTION_ARGS)
-{
-	PayymoTenantId tenant;
-	bytea	   *ct;
-	text	   *context;
-	bytea	   *result;
-
-	require_not_null(fcinfo, 0, "tenant_id");
-	require_not_null(fcinfo, 1, "ciphertext");
-	require_not_null(fcinfo, 2, "context");
-	tenant = PG_GETARG_INT64(0);
-	if (tenant <= PAYYMO_NO_TENANT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("tenant id must be positive")));
-
-	ct = PG_GETARG_BYTEA_PP(1);
-	context = PG_GETARG_TEXT_PP(2);
-	result = reencrypt(ct, tenant, context);
-	PG_FREE_IF_COPY(ct, 1);
-	PG_FREE_IF_COPY(context, 2);
 	PG_RETURN_BYTEA_P(result);
 }
 

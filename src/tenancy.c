@@ -133,12 +133,13 @@ payymo_take_ticket(PG_FUNCTION_ARGS)
 }
 
 /*
- * payymo._as_table_owner(tbl regclass, command text) RETURNS void
+ * payymo._as_table_owner(tbl regclass, command text) RETURNS bigint
  *
  * Runs command as the owner of tbl, in a security-restricted operation
  * (no SET ROLE, no temporary objects, ...), and undoes any setting the
  * table's own code changed, as index builds do.  The user id is restored
  * on the way out; on error, the (sub)transaction abort restores it too.
+ * Returns the number of rows the command processed.
  */
 Datum
 payymo_as_table_owner(PG_FUNCTION_ARGS)
@@ -148,6 +149,7 @@ payymo_as_table_owner(PG_FUNCTION_ARGS)
 	Oid			save_userid;
 	int			save_sec_context;
 	int			save_nestlevel;
+	uint64		processed = 0;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -168,6 +170,7 @@ payymo_as_table_owner(PG_FUNCTION_ARGS)
 			elog(ERROR, "SPI_connect failed");
 		if (SPI_execute(command, false, 0) < 0)
 			elog(ERROR, "SPI_execute failed: %s", command);
+		processed = SPI_processed;
 		SPI_finish();
 
 		AtEOXact_GUC(false, save_nestlevel);
@@ -179,5 +182,5 @@ payymo_as_table_owner(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 
 	pfree(command);
-	PG_RETURN_VOID();
+	PG_RETURN_INT64((int64) processed);
 }
