@@ -3,7 +3,7 @@
 -- (triggers, CHECK constraints, casts) with the rights of payymo's owner.
 -- The client owns the tables here, as any role with CREATE on a schema can.
 BEGIN;
-SELECT plan(18);
+SELECT plan(22);
 
 CREATE FUNCTION pg_temp.err(sql text) RETURNS text
 LANGUAGE plpgsql AS $$
@@ -145,6 +145,31 @@ SELECT is(payymo._tenancy_problem('priv.parted_1'), NULL,
 -- 6. The helper that runs statements as a table's owner is not public.
 SELECT throws_ok($$SELECT payymo._as_table_owner('priv.victim', 'SELECT 1')$$, '42501', NULL,
                  'the client cannot call payymo._as_table_owner()');
+
+-- 7. drop_tenant and key rotation, run by an administrator, write the
+-- client's table as its owner: its triggers never run as a superuser.
+CREATE TABLE priv.tokens (id int PRIMARY KEY, tok bytea);
+SELECT payymo.enable_tenancy('priv.tokens');
+CREATE FUNCTION priv.note_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM priv.note(TG_NAME); RETURN OLD; END $$;
+CREATE TRIGGER upd_trg BEFORE UPDATE ON priv.tokens
+    FOR EACH ROW EXECUTE FUNCTION priv.note_trigger();
+CREATE TRIGGER del_trg BEFORE DELETE ON priv.tokens
+    FOR EACH ROW EXECUTE FUNCTION priv.note_delete();
+SELECT payymo_test.admin($$SELECT payymo.create_tenant('priv-victim', 'Victim')$$);
+SELECT payymo_test.admin($$SELECT payymo.assume_tenant(
+    (SELECT id FROM payymo.tenants WHERE slug = 'priv-victim'));
+    INSERT INTO priv.tokens VALUES (1, payymo.encrypt_token('t', 'c')), (2, payymo.encrypt_token('u', 'c'))$$);
+DELETE FROM priv.seen;
+SELECT is(payymo_test.admin_value($$SELECT payymo.reencrypt_token_batch('priv.tokens', 'tok', 'c')$$),
+          '0', 'rotation with nothing to do (the tokens use the newest key) updates nothing');
+SELECT is(payymo_test.admin_value(
+    $$SELECT payymo.drop_tenant((SELECT id FROM payymo.tenants WHERE slug = 'priv-victim'), force => true)$$),
+    '4', 'drop_tenant deletes the two rows, the key and the tenant');
+SELECT is((SELECT count(*) FROM priv.seen WHERE what = 'del_trg'), 2::bigint,
+          'the table''s delete trigger ran for each row');
+SELECT is((SELECT count(*) FROM priv.seen WHERE super), 0::bigint,
+          'drop_tenant ran none of the table''s triggers as a superuser');
 
 SELECT * FROM finish();
 ROLLBACK;
