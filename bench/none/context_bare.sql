@@ -1,0 +1,5 @@
+\startpipeline
+BEGIN;
+SELECT :t;
+END;
+\endpipeline

@@ -1,0 +1,7 @@
+\set t random(1, :tenants)
+\startpipeline
+BEGIN;
+SELECT api_key FROM bench.client_keys WHERE tenant_id = :t;
+SELECT id, access_token FROM bank_connections WHERE tenant_id = :t;
+END;
+\endpipeline

@@ -1,0 +1,5 @@
+\startpipeline
+BEGIN;
+SELECT payymo.set_tenant(:key);
+END;
+\endpipeline

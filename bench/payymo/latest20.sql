@@ -1,0 +1,7 @@
+\set t random(1, :tenants)
+\startpipeline
+BEGIN;
+SELECT payymo.set_tenant(api_key) FROM bench.client_keys WHERE tenant_id = :t;
+SELECT id, amount, description, booked_at FROM transactions ORDER BY booked_at DESC LIMIT 20;
+END;
+\endpipeline

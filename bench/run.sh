@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# `make bench`: compare payymo with no isolation and with the hand-written
+# equivalent (RLS on a custom setting, PL/pgSQL trigger, pgcrypto).
+#
+# Builds and installs payymo, starts a throwaway cluster (payymo preloaded, a
+# token key file), loads bench/load.sql into database "bench" -- the same rows
+# in schemas v_none, v_hand, v_payymo -- and runs each workload's pgbench
+# scripts (bench/<variant>/<workload>.sql) in short interleaved rounds: every
+# round runs all three variants, in an order rotated from round to round, so
+# that drift (other processes, caches, table growth) hits all of them alike.
+# The table reports the median TPS of the rounds and the ratios.  Then the
+# scaling run loads 10 and 10,000 tenants (and 1,000 with BENCH_FULL=1) with
+# the same rows per tenant and runs the read workloads for none and payymo.
+#
+#   bench/run.sh [workload...]     default: all of them
+#
+# Environment:
+#   BENCH_FULL=1        longer rounds (5 x 20 s), 500 transactions per tenant
+#                       in the scaling run and a 1,000-tenant point there too;
+#                       the default is a quick run (3 x 3 s, about 10 minutes)
+#   BENCH_SECONDS, BENCH_ROUNDS   override the round length and count
+#   BENCH_CLIENTS (4), BENCH_THREADS (2)   pgbench -c and -j; 4 clients keep
+#                       both cores busy, so TPS reflects CPU cost per transaction
+#   BENCH_SCALING=0     skip the scaling run
+#   BENCH_BUILD=0       use the payymo already installed instead of building
+# The table is also written to bench/results/latest.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. test/lib.sh
+
+PGBENCH="$PG_BINDIR/pgbench"
+FULL=${BENCH_FULL:-0}
+if [ "$FULL" = 1 ]; then
+    SECS=${BENCH_SECONDS:-20} ROUNDS=${BENCH_ROUNDS:-5} SCALE_TX=500
+    SCALE_POINTS=(10 1000 10000)
+else
+    SECS=${BENCH_SECONDS:-3} ROUNDS=${BENCH_ROUNDS:-3} SCALE_TX=50
+    SCALE_POINTS=(10 10000)
+fi
+CLIENTS=${BENCH_CLIENTS:-4}
+THREADS=${BENCH_THREADS:-2}
+SCALING=${BENCH_SCALING:-1}
+TENANTS=1000 TX_PER_TENANT=500 CONN_PER_TENANT=100
+SCALE_CONN=5
+VARIANTS=(none hand payymo)
+ALL_WORKLOADS=(context_bare context point latest20 report token1 token100 insert1 insert100)
+if [ $# -gt 0 ]; then WORKLOADS=("$@"); else WORKLOADS=("${ALL_WORKLOADS[@]}"); fi
+for w in "${WORKLOADS[@]}"; do
+    [ -f "bench/none/$w.sql" ] || { echo "unknown workload: $w" >&2; exit 2; }
+done
+
+work=$(mktemp -d /tmp/payymo-bench.XXXXXX)
+keydir=$(mktemp -d /tmp/payymo-bench-keys.XXXXXX)
+trap 'cluster_stop; rm -rf "$work" "$keydir"' EXIT
+chmod 755 "$work"
+
+mkdir -p bench/results
+results=bench/results/latest.md
+
+echo "== build"
+if [ "${BENCH_BUILD:-1}" = 1 ] && ! flock /tmp/payymo-build.lock sh -c 'make -s && make -s install' >"$work/build.log" 2>&1; then
+    cat "$work/build.log"; exit 1
+fi
+
+echo "== cluster"
+cluster_start "shared_preload_libraries = 'payymo'" \
+    "payymo.key_file = '$(make_key_file "$keydir")'" \
+    "shared_buffers = '1GB'" "autovacuum = off" "jit = off" \
+    "max_wal_size = '8GB'" "checkpoint_timeout = '1h'"
+
+# load DB TENANTS TX_PER_TENANT CONN_PER_TENANT WITH_HAND
+load() {
+    local t0=$SECONDS
+    q -c "CREATE DATABASE $1"
+    q -d "$1" -v tenants="$2" -v tx_per_tenant="$3" -v conn_per_tenant="$4" \
+      -v with_hand="$5" -v token_key="$(random_key_hex)" -f bench/load.sql >"$work/load-$1.log" 2>&1 \
+        || { cat "$work/load-$1.log"; exit 1; }
+    echo "   $1: $2 tenants, $(q -d "$1" -c 'SELECT count(*) FROM v_none.transactions') transactions," \
+         "$(q -d "$1" -c 'SELECT count(*) FROM v_none.bank_connections') bank connections, $((SECONDS - t0)) s"
+}
+
+# pgbench_tps DB VARIANT WORKLOAD TENANTS TX CONN: one round; prints the TPS.
+pgbench_tps() {
+    local db=$1 v=$2 w=$3 log="$work/pgbench.log" key
+    key=$(q -d "$db" -c "SELECT api_key FROM bench.client_keys WHERE tenant_id = 1")
+    if ! "$PGBENCH" -n -M prepared \
+            -c "$CLIENTS" -j "$THREADS" -T "$SECS" -U "bench_$v" -d "$db" \
+            -D tenants="$4" -D tx_per_tenant="$5" -D conn_per_tenant="$6" \
+            -D t=1 -D key="$key" -f "bench/$v/$w.sql" >"$log" 2>&1 \
+       || grep -q 'aborted' "$log"; then
+        echo "pgbench failed: $v/$w" >&2; cat "$log" >&2; exit 1
+    fi
+    sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$log"
+    # Inserts: put the table back as it was, so every round starts alike.
+    case $w in insert*)
+        q -d "$db" -c "DELETE FROM v_$v.transactions WHERE id > $(($4 * $5))" \
+                   -c "VACUUM v_$v.transactions" ;;
+    esac
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+# run_rounds DB TENANTS TX CONN OUTFILE WORKLOAD VARIANT...: interleaved
+# rounds; appends "workload variant median" lines to OUTFILE.
+run_rounds() {
+    local db=$1 n=$2 tx=$3 conn=$4 out=$5 w=$6 r i v
+    shift 6
+    local vs=("$@") k=$#
+    for v in "${vs[@]}"; do : >"$work/tps-$w-$v"; done
+    # A short warm-up round, not counted: plans cached, pages touched.
+    for v in "${vs[@]}"; do
+        SECS=1 pgbench_tps "$db" "$v" "$w" "$n" "$tx" "$conn" >/dev/null
+    done
+    for ((r = 0; r < ROUNDS; r++)); do
+        for ((i = 0; i < k; i++)); do
+            v=${vs[$(((i + r) % k))]}
+            pgbench_tps "$db" "$v" "$w" "$n" "$tx" "$conn" >>"$work/tps-$w-$v"
+        done
+    done
+    for v in "${vs[@]}"; do
+        echo "$w $v $(median <"$work/tps-$w-$v")" >>"$out"
+        printf '   %-13s %-7s %s\n' "$w" "$v" "$(tr '\n' ' ' <"$work/tps-$w-$v")"
+    done
+}
+
+# Each workload's targets: payymo/none and payymo/hand-written.
+target_none() {
+    case $1 in
+        point|latest20|report|insert1) echo 0.97 ;;
+        insert100) echo 0.95 ;;
+        *) echo - ;;
+    esac
+}
+target_hand() {
+    case $1 in
+        insert100) echo 1.10 ;;
+        token100) echo 20 ;;
+        context_bare) echo 0.90 ;;
+        *) echo 1.00 ;;
+    esac
+}
+
+machine() {
+    echo "Machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)," \
+         "$(q -c 'SELECT version()' | sed 's/ on .*//'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+echo "== load"
+load bench "$TENANTS" "$TX_PER_TENANT" "$CONN_PER_TENANT" 1
+
+echo "== rounds: ${ROUNDS} x ${SECS} s per variant, $CLIENTS clients, $THREADS thread(s)"
+raw="$work/main.txt"
+: >"$raw"
+for w in "${WORKLOADS[@]}"; do
+    run_rounds bench "$TENANTS" "$TX_PER_TENANT" "$CONN_PER_TENANT" "$raw" "$w" "${VARIANTS[@]}"
+done
+
+{
+    echo "$(machine)"
+    echo
+    echo "$TENANTS tenants, $((TENANTS * TX_PER_TENANT)) transactions, $((TENANTS * CONN_PER_TENANT))" \
+         "bank connections; pgbench -M prepared -c $CLIENTS -j $THREADS, median of $ROUNDS" \
+         "interleaved rounds of $SECS s; TPS"
+    echo
+    echo "| workload | none | hand-written | payymo | payymo/none | target | payymo/hand | target |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    for w in "${WORKLOADS[@]}"; do
+        awk -v w="$w" -v tn="$(target_none "$w")" -v th="$(target_hand "$w")" '
+            $1 == w { tps[$2] = $3 }
+            function mark(x, t) { return (t == "-") ? "" : (x >= t ? " ok" : " **missed**") }
+            END {
+                rn = tps["payymo"] / tps["none"]; rh = tps["payymo"] / tps["hand"]
+                printf "| %s | %.0f | %.0f | %.0f | %.3f | %s%s | %.3f | %s%s |\n",
+                    w, tps["none"], tps["hand"], tps["payymo"], rn, tn, mark(rn, tn),
+                    rh, (th == "-" ? "" : "≥ " th), mark(rh, th)
+            }' "$raw"
+    done
+} >"$results"
+
+if [ "$SCALING" = 1 ]; then
+    echo "== scaling: $SCALE_TX transactions per tenant"
+    sraw="$work/scaling.txt"
+    for n in "${SCALE_POINTS[@]}"; do
+        load "scale_$n" "$n" "$SCALE_TX" "$SCALE_CONN" 0
+        : >"$sraw.$n"
+        for w in point latest20; do
+            run_rounds "scale_$n" "$n" "$SCALE_TX" "$SCALE_CONN" "$sraw.$n" "$w" none payymo
+        done
+        q -c "DROP DATABASE scale_$n"
+    done
+    {
+        echo
+        echo "Scaling: $SCALE_TX transactions per tenant; TPS (payymo/none)"
+        echo
+        printf '| workload |'
+        for n in "${SCALE_POINTS[@]}"; do printf ' %s tenants |' "$n"; done
+        printf '\n|---|'
+        for n in "${SCALE_POINTS[@]}"; do printf -- '---:|'; done
+        echo
+        for w in point latest20; do
+            printf '| %s |' "$w"
+            for n in "${SCALE_POINTS[@]}"; do
+                awk -v w="$w" '$1 == w { tps[$2] = $3 }
+                    END { printf " %.0f (%.3f) |", tps["payymo"], tps["payymo"] / tps["none"] }' "$sraw.$n"
+            done
+            echo
+        done
+    } >>"$results"
+fi
+
+echo
+cat "$results"
