@@ -17,6 +17,9 @@ CREATE TABLE public.items (
     token bytea                    -- payymo.encrypt_token(..., 'items.token')
 );
 ALTER TABLE public.items OWNER TO payymo_owner;
+-- enable_tenancy works as the table's owner, which needs CREATE on the
+-- schema for the index it adds (PostgreSQL's rule for any index).
+GRANT CREATE ON SCHEMA public TO payymo_owner;
 SELECT payymo.enable_tenancy('public.items');
 CREATE INDEX items_marker_idx ON public.items (tenant_id, marker);
 GRANT SELECT, INSERT, UPDATE, DELETE ON public.items TO payymo_client;
