@@ -43,6 +43,15 @@ BEGIN
 END $$;
 ALTER ROLE bench_none SET payymo.track_stats = off;
 ALTER ROLE bench_hand SET payymo.track_stats = off;
+-- payymo with its statistics off, to measure what they cost: bench_payymo's
+-- rights and schema, payymo.track_stats off.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bench_nostats') THEN
+        CREATE ROLE bench_nostats LOGIN IN ROLE bench_payymo;
+    END IF;
+END $$;
+ALTER ROLE bench_nostats SET search_path = v_payymo, public;
+ALTER ROLE bench_nostats SET payymo.track_stats = off;
 
 -- Tenants 1..N and one API key each.  The client's keys are kept in
 -- bench.client_keys, which every variant's scripts read the same way.

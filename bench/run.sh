@@ -80,21 +80,22 @@ load() {
 }
 
 # pgbench_tps DB VARIANT WORKLOAD TENANTS TX CONN: one round; prints the TPS.
+# Variant "nostats" is payymo's scripts and schema with payymo.track_stats off.
 pgbench_tps() {
-    local db=$1 v=$2 w=$3 log="$work/pgbench.log" key
+    local db=$1 v=$2 w=$3 log="$work/pgbench.log" key s=${2/nostats/payymo}
     key=$(q -d "$db" -c "SELECT api_key FROM bench.client_keys WHERE tenant_id = 1")
     if ! "$PGBENCH" -n -M prepared \
             -c "$CLIENTS" -j "$THREADS" -T "$SECS" -U "bench_$v" -d "$db" \
             -D tenants="$4" -D tx_per_tenant="$5" -D conn_per_tenant="$6" \
-            -D t=1 -D key="$key" -f "bench/$v/$w.sql" >"$log" 2>&1 \
+            -D t=1 -D key="$key" -f "bench/$s/$w.sql" >"$log" 2>&1 \
        || grep -q 'aborted' "$log"; then
         echo "pgbench failed: $v/$w" >&2; cat "$log" >&2; exit 1
     fi
     sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$log"
     # Inserts: put the table back as it was, so every round starts alike.
     case $w in insert*)
-        q -d "$db" -c "DELETE FROM v_$v.transactions WHERE id > $(($4 * $5))" \
-                   -c "VACUUM v_$v.transactions" ;;
+        q -d "$db" -c "DELETE FROM v_$s.transactions WHERE id > $(($4 * $5))" \
+                   -c "VACUUM v_$s.transactions" ;;
     esac
 }
 
@@ -176,6 +177,27 @@ done
             }' "$raw"
     done
 } >"$results"
+
+# What the per-tenant statistics cost (target: within 3 %).
+echo "== statistics overhead: payymo with payymo.track_stats on and off"
+sraw="$work/stats.txt"
+: >"$sraw"
+for w in point insert1; do
+    run_rounds bench "$TENANTS" "$TX_PER_TENANT" "$CONN_PER_TENANT" "$sraw" "$w" payymo nostats
+done
+{
+    echo
+    echo "Per-tenant statistics: payymo TPS with payymo.track_stats on / off (target ≥ 0.97)"
+    echo
+    echo "| workload | on | off | on/off |"
+    echo "|---|---:|---:|---:|"
+    for w in point insert1; do
+        awk -v w="$w" '$1 == w { tps[$2] = $3 }
+            END { r = tps["payymo"] / tps["nostats"]
+                  printf "| %s | %.0f | %.0f | %.3f%s |\n", w, tps["payymo"], tps["nostats"], r,
+                         (r >= 0.97 ? " ok" : " **missed**") }' "$sraw"
+    done
+} >>"$results"
 
 if [ "$SCALING" = 1 ]; then
     echo "== scaling: $SCALE_TX transactions per tenant"

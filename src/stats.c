@@ -47,6 +47,7 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "access/xact.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -268,7 +269,9 @@ static void
 count_statement(PayymoTenantId tenant, double exec_time_ms, uint64 rows)
 {
 	TenantEntry *entry = entry_acquire(tenant);
-	TimestampTz now = GetCurrentTimestamp();
+
+	/* The statement's start time: no clock read on this path. */
+	TimestampTz now = GetCurrentStatementStartTimestamp();
 
 	SpinLockAcquire(&entry->mutex);
 	entry->statements++;
