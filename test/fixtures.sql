@@ -57,6 +57,19 @@ AS $$ DECLARE v text; BEGIN EXECUTE query INTO v; RETURN v; END $$;
 
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA payymo_test TO payymo_client, payymo_job;
 
+-- "SQLSTATE message" of the error a statement raises, or 'no error'.
+CREATE FUNCTION payymo_test.err(sql text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE st text; msg text;
+BEGIN
+    EXECUTE sql;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+    RETURN st || ' ' || msg;
+END $$;
+GRANT EXECUTE ON FUNCTION payymo_test.err(text) TO payymo_client, payymo_job;
+
 -- EXPLAIN output as rows, for plan-shape assertions.
 CREATE FUNCTION payymo_test.explain(query text) RETURNS SETOF text
 LANGUAGE plpgsql

@@ -4,17 +4,6 @@
 BEGIN;
 SELECT plan(40);
 
-CREATE FUNCTION pg_temp.err(sql text) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE st text; msg text;
-BEGIN
-    EXECUTE sql;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
-    RETURN st || ' ' || msg;
-END $$;
-
 -- 1. enable_tenancy: what it builds (on the fixture table, by a non-superuser owner).
 SELECT is((SELECT relrowsecurity AND relforcerowsecurity FROM pg_class
             WHERE oid = 'app.bank_connections'::regclass), true,
@@ -81,17 +70,17 @@ SELECT payymo_test.admin($$
     CREATE TABLE app.parted_1 PARTITION OF app.parted FOR VALUES IN (1);
     GRANT SELECT, INSERT ON app.parted TO payymo_client;
     CREATE TABLE app.loose (id int PRIMARY KEY, tenant_id bigint)$$);
-SELECT is(pg_temp.err($$SELECT payymo_test.admin('SELECT payymo.enable_tenancy(''app.nopk'')')$$),
+SELECT is(payymo_test.err($$SELECT payymo_test.admin('SELECT payymo.enable_tenancy(''app.nopk'')')$$),
           '42P16 table app.nopk has no primary key', 'a table without a primary key is refused');
-SELECT is(pg_temp.err($$SELECT payymo_test.admin('SELECT payymo.enable_tenancy(''app.wrongtype'')')$$),
+SELECT is(payymo_test.err($$SELECT payymo_test.admin('SELECT payymo.enable_tenancy(''app.wrongtype'')')$$),
           '42804 column tenant_id of table app.wrongtype must be integer or bigint', 'a text tenant column is refused');
-SELECT is(pg_temp.err($$SELECT payymo_test.admin('SELECT payymo.enable_tenancy(''app.v'')')$$),
+SELECT is(payymo_test.err($$SELECT payymo_test.admin('SELECT payymo.enable_tenancy(''app.v'')')$$),
           '42809 app.v is not a table', 'a view is refused');
-SELECT is(pg_temp.err($$SELECT payymo_test.admin('SELECT payymo.enable_tenancy(''app.parted_1'')')$$),
+SELECT is(payymo_test.err($$SELECT payymo_test.admin('SELECT payymo.enable_tenancy(''app.parted_1'')')$$),
           '42809 app.parted_1 is a partition', 'a partition is refused');
-SELECT is(pg_temp.err($$SELECT payymo.add_tenant_reference('app.loose', 'id', 'app.bank_connections')$$),
+SELECT is(payymo_test.err($$SELECT payymo.add_tenant_reference('app.loose', 'id', 'app.bank_connections')$$),
           '42501 must be owner of table loose', 'add_tenant_reference checks ownership first');
-SELECT is(pg_temp.err($$SELECT payymo_test.admin('SELECT payymo.add_tenant_reference(''app.loose'', ''id'', ''app.bank_connections'')')$$),
+SELECT is(payymo_test.err($$SELECT payymo_test.admin('SELECT payymo.add_tenant_reference(''app.loose'', ''id'', ''app.bank_connections'')')$$),
           '55000 table app.loose is not under tenancy', 'add_tenant_reference needs both tables under tenancy');
 
 -- 4. Partitioned tables: the parent covers existing and new partitions.
@@ -118,24 +107,24 @@ SELECT throws_ok($$SELECT payymo_test.admin('TRUNCATE app.parted_3')$$, '42501',
                  'a partition refuses TRUNCATE');
 
 -- 5. The DDL guard: each weakening statement is refused.
-SELECT is(pg_temp.err($$SELECT payymo_test.admin('DROP POLICY payymo_tenant_isolation ON app.bank_connections')$$),
+SELECT is(payymo_test.err($$SELECT payymo_test.admin('DROP POLICY payymo_tenant_isolation ON app.bank_connections')$$),
           '42501 table app.bank_connections is under tenancy: policy payymo_tenant_isolation would be missing by this statement',
           'DROP POLICY payymo_tenant_isolation is refused, for a superuser too');
-SELECT is(left(pg_temp.err($$SELECT payymo_test.as_owner('ALTER TABLE app.bank_connections DISABLE ROW LEVEL SECURITY')$$), 5),
+SELECT is(left(payymo_test.err($$SELECT payymo_test.as_owner('ALTER TABLE app.bank_connections DISABLE ROW LEVEL SECURITY')$$), 5),
           '42501', 'DISABLE ROW LEVEL SECURITY by the owner is refused');
-SELECT is(left(pg_temp.err($$SELECT payymo_test.as_owner('ALTER TABLE app.bank_connections NO FORCE ROW LEVEL SECURITY')$$), 5),
+SELECT is(left(payymo_test.err($$SELECT payymo_test.as_owner('ALTER TABLE app.bank_connections NO FORCE ROW LEVEL SECURITY')$$), 5),
           '42501', 'NO FORCE ROW LEVEL SECURITY is refused');
-SELECT is(left(pg_temp.err($$SELECT payymo_test.as_owner('DROP TRIGGER payymo_stamp_tenant ON app.bank_connections')$$), 5),
+SELECT is(left(payymo_test.err($$SELECT payymo_test.as_owner('DROP TRIGGER payymo_stamp_tenant ON app.bank_connections')$$), 5),
           '42501', 'dropping the row trigger is refused');
-SELECT is(left(pg_temp.err($$SELECT payymo_test.as_owner('DROP TRIGGER payymo_refuse_truncate ON app.transactions')$$), 5),
+SELECT is(left(payymo_test.err($$SELECT payymo_test.as_owner('DROP TRIGGER payymo_refuse_truncate ON app.transactions')$$), 5),
           '42501', 'dropping the TRUNCATE guard is refused');
-SELECT is(left(pg_temp.err($$SELECT payymo_test.as_owner('ALTER TABLE app.bank_connections DISABLE TRIGGER payymo_stamp_tenant')$$), 5),
+SELECT is(left(payymo_test.err($$SELECT payymo_test.as_owner('ALTER TABLE app.bank_connections DISABLE TRIGGER payymo_stamp_tenant')$$), 5),
           '42501', 'disabling the row trigger is refused');
-SELECT is(left(pg_temp.err($$SELECT payymo_test.as_owner('ALTER TABLE app.transactions DROP COLUMN tenant_id CASCADE')$$), 5),
+SELECT is(left(payymo_test.err($$SELECT payymo_test.as_owner('ALTER TABLE app.transactions DROP COLUMN tenant_id CASCADE')$$), 5),
           '42501', 'dropping the tenant column is refused');
-SELECT is(left(pg_temp.err($$SELECT payymo_test.as_owner('ALTER POLICY payymo_tenant_isolation ON app.bank_connections USING (true)')$$), 5),
+SELECT is(left(payymo_test.err($$SELECT payymo_test.as_owner('ALTER POLICY payymo_tenant_isolation ON app.bank_connections USING (true)')$$), 5),
           '42501', 'rewriting the policy is refused');
-SELECT is(left(pg_temp.err($$SELECT payymo_test.as_owner('ALTER TABLE app.parted_2 NO FORCE ROW LEVEL SECURITY')$$), 5),
+SELECT is(left(payymo_test.err($$SELECT payymo_test.as_owner('ALTER TABLE app.parted_2 NO FORCE ROW LEVEL SECURITY')$$), 5),
           '42501', 'weakening a partition is refused');
 
 -- 6. disable_tenancy still works, and enable_tenancy restores everything.

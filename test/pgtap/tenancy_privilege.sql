@@ -5,17 +5,6 @@
 BEGIN;
 SELECT plan(22);
 
-CREATE FUNCTION pg_temp.err(sql text) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE st text; msg text;
-BEGIN
-    EXECUTE sql;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
-    RETURN st || ' ' || msg;
-END $$;
-
 -- 1. The reported attack: a temporary table with a statement trigger.  A
 -- sequence (not rolled back with the failed call) counts superuser runs.
 CREATE TEMP SEQUENCE super_runs;
@@ -28,7 +17,7 @@ BEGIN
     RETURN NULL;
 END $f$;
 CREATE TRIGGER t BEFORE UPDATE ON x FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.f();
-SELECT is(pg_temp.err($$SELECT payymo.enable_tenancy('pg_temp.x')$$),
+SELECT is(payymo_test.err($$SELECT payymo.enable_tenancy('pg_temp.x')$$),
           '0A000 x is a temporary table', 'enable_tenancy refuses a temporary table');
 SELECT is((SELECT is_called FROM pg_temp.super_runs), false,
           'the temporary table''s trigger never ran as a superuser');
@@ -107,7 +96,7 @@ CREATE TABLE priv.child_cast (id int PRIMARY KEY, parent_ref priv.ref);
 SELECT payymo.enable_tenancy('priv.child_cast');
 INSERT INTO priv.child_cast VALUES (1, ROW(1));
 DELETE FROM priv.seen;
-SELECT is(pg_temp.err($$SELECT payymo.add_tenant_reference('priv.child_cast', 'parent_ref', 'priv.parent')$$),
+SELECT is(payymo_test.err($$SELECT payymo.add_tenant_reference('priv.child_cast', 'parent_ref', 'priv.parent')$$),
           '0A000 tenant reference from priv.child_cast.parent_ref to priv.parent must compare built-in types',
           'a child column of a user-defined type is refused');
 SELECT is((SELECT count(*) FROM priv.seen WHERE super), 0::bigint,
@@ -119,7 +108,7 @@ CREATE TABLE priv.eparent (id priv.color PRIMARY KEY);
 CREATE TABLE priv.echild (id int PRIMARY KEY, color priv.color);
 SELECT payymo.enable_tenancy('priv.eparent');
 SELECT payymo.enable_tenancy('priv.echild');
-SELECT is(left(pg_temp.err($$SELECT payymo.add_tenant_reference('priv.echild', 'color', 'priv.eparent')$$), 5),
+SELECT is(left(payymo_test.err($$SELECT payymo.add_tenant_reference('priv.echild', 'color', 'priv.eparent')$$), 5),
           '0A000', 'a parent key of a user-defined type is refused');
 
 -- A unique index on the parent's key with an operator class outside pg_catalog.
@@ -132,7 +121,7 @@ CREATE TABLE priv.ochild (id int PRIMARY KEY, oparent_id int);
 SELECT payymo.enable_tenancy('priv.oparent');
 SELECT payymo.enable_tenancy('priv.ochild');
 CREATE UNIQUE INDEX ON priv.oparent (tenant_id, id priv.int4_alt_ops);
-SELECT is(left(pg_temp.err($$SELECT payymo.add_tenant_reference('priv.ochild', 'oparent_id', 'priv.oparent')$$), 5),
+SELECT is(left(payymo_test.err($$SELECT payymo.add_tenant_reference('priv.ochild', 'oparent_id', 'priv.oparent')$$), 5),
           '0A000', 'a parent key with a unique index of a non-pg_catalog operator class is refused');
 
 -- 5. Partitions created later are covered, as their owner, by the DDL guard.
