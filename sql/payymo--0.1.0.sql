@@ -305,7 +305,6 @@ DECLARE
     newest integer;
     done bigint := 0;
     remaining bigint;
-    tenants bigint[];
     tenant bigint;
 BEGIN
     IF tbl IS NULL OR token_column IS NULL OR context IS NULL
@@ -319,19 +318,26 @@ BEGIN
     END IF;
     SELECT s.version INTO newest FROM payymo.key_status() s WHERE s.active;
 
-    -- The tenants of a batch of rows still under an older key.  Then, per
-    -- tenant, under its context and as the table's owner (so the table's
-    -- own triggers never run with this function's rights): lock such rows,
-    -- skipping rows other sessions hold, and rewrite them.
-    EXECUTE pg_catalog.format(
-        'SELECT pg_catalog.array_agg(DISTINCT t) FROM ('
-        '    SELECT %2$I AS t FROM %3$s'
-        '     WHERE %1$I IS NOT NULL'
-        '       AND payymo.token_key_version(%1$I) OPERATOR(pg_catalog.<>) $1'
-        '     LIMIT $2) s',
-        token_column, tenant_column, tbl)
-    INTO tenants USING newest, batch_size;
-    FOREACH tenant IN ARRAY COALESCE(tenants, '{}') LOOP
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_class c
+                    WHERE c.oid OPERATOR(pg_catalog.=) tbl
+                      AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]))
+       OR (SELECT a.atttypid FROM pg_catalog.pg_attribute a
+            WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) token_column
+              AND NOT a.attisdropped) IS DISTINCT FROM 'pg_catalog.bytea'::pg_catalog.regtype
+       OR NOT COALESCE((SELECT a.atttypid FROM pg_catalog.pg_attribute a
+            WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) tenant_column
+              AND NOT a.attisdropped)
+           OPERATOR(pg_catalog.=) ANY ('{int4,int8}'::pg_catalog.regtype[]::pg_catalog.oid[]), false) THEN
+        RAISE EXCEPTION '% is not a table with a bytea column % and an integer or bigint column %',
+                        tbl, token_column, tenant_column
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+
+    -- Tenant by tenant, under its context and as the table's owner (so the
+    -- table's own code -- triggers, index expressions -- never runs with this
+    -- function's rights): lock rows still under an older key, skipping rows
+    -- other sessions hold, and rewrite them.
+    FOR tenant IN SELECT t.id FROM payymo.tenants t ORDER BY t.id LOOP
         EXIT WHEN done OPERATOR(pg_catalog.>=) batch_size;
         PERFORM payymo.assume_tenant(tenant, true);
         done := done OPERATOR(pg_catalog.+) payymo._as_table_owner(tbl, pg_catalog.format(
@@ -353,11 +359,10 @@ BEGIN
 
     -- Nothing left that we could lock: say so if rows remain locked by others.
     IF done OPERATOR(pg_catalog.=) 0 THEN
-        EXECUTE pg_catalog.format(
-            'SELECT pg_catalog.count(*) FROM %2$s WHERE %1$I IS NOT NULL'
-            '   AND payymo.token_key_version(%1$I) OPERATOR(pg_catalog.<>) $1',
-            token_column, tbl)
-        INTO remaining USING newest;
+        remaining := payymo._as_table_owner(tbl, pg_catalog.format(
+            'SELECT FROM %2$s WHERE %1$I IS NOT NULL'
+            '   AND payymo.token_key_version(%1$I) OPERATOR(pg_catalog.<>) %3$s',
+            token_column, tbl, newest), true);
         IF remaining OPERATOR(pg_catalog.>) 0 THEN
             RAISE WARNING 'payymo: % rows of %.% are locked by other transactions and still use an older key',
                 remaining, tbl, token_column
@@ -522,15 +527,16 @@ COMMENT ON FUNCTION payymo._take_ticket(regclass, regclass) IS
 -- that the table's triggers, CHECK constraints, index expressions and rules
 -- run as its owner, not as the workers' superuser owner.  Only payymo's own
 -- SECURITY DEFINER functions may call it: it runs any SQL as a table's owner.
-CREATE FUNCTION payymo._as_table_owner(tbl regclass, command text)
+CREATE FUNCTION payymo._as_table_owner(tbl regclass, command text,
+                                       bypass_force_rls boolean DEFAULT false)
 RETURNS bigint
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'payymo_as_table_owner';
 
-COMMENT ON FUNCTION payymo._as_table_owner(regclass, text) IS
-'Internal: runs a statement as the owner of the table, in a security-restricted operation, and returns the rows it processed; not granted to PUBLIC';
+COMMENT ON FUNCTION payymo._as_table_owner(regclass, text, boolean) IS
+'Internal: runs a statement as the owner of the table, in a security-restricted operation (optionally exempt from FORCE ROW LEVEL SECURITY), and returns the rows it processed; not granted to PUBLIC';
 
-REVOKE EXECUTE ON FUNCTION payymo._as_table_owner(regclass, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION payymo._as_table_owner(regclass, text, boolean) FROM PUBLIC;
 
 -- What is wrong with a registered table, or NULL when it is intact.
 CREATE FUNCTION payymo._tenancy_problem(tbl regclass)
@@ -719,12 +725,15 @@ DECLARE
     key_list text;
     part regclass;
     prefix text;
+    owner regrole;
+    granted boolean;
 BEGIN
+    -- The ticket first: an error below must not leave it unconsumed.
+    PERFORM payymo._take_ticket(tbl, NULL);
     IF tbl IS NULL OR tenant_column IS NULL THEN
         RAISE EXCEPTION 'tbl and tenant_column must not be null'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    PERFORM payymo._take_ticket(tbl, NULL);
     SELECT c.relname, c.relkind, c.relispartition, c.relpersistence INTO rel
       FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl;
     IF rel.relpersistence OPERATOR(pg_catalog.=) 't' THEN
@@ -806,15 +815,23 @@ BEGIN
                       AND con.contype OPERATOR(pg_catalog.=) 'f'
                       AND con.confrelid OPERATOR(pg_catalog.=) 'payymo.tenants'::pg_catalog.regclass
                       AND con.conkey OPERATOR(pg_catalog.=) ARRAY[att.attnum]) THEN
-        -- The one statement on the table that runs as the definer: its owner
-        -- may not reference payymo.tenants.  Validating the key evaluates no
-        -- user code: the tenant column is integer or bigint (checked above,
-        -- so no domain or user type), the comparison is the built-in
-        -- int8 = int4/int8 of payymo.tenants' own primary-key index, and a
-        -- superuser's scan ignores the table's policies; no trigger fires.
-        EXECUTE pg_catalog.format(
+        -- Like every statement on the table, the key is added (and the
+        -- existing rows validated, which plans queries on the table: its
+        -- index expressions may call the owner's functions) as the owner.
+        -- The owner may not reference payymo.tenants, so it gets REFERENCES
+        -- for this statement only; the grant never commits.
+        owner := (SELECT c.relowner::pg_catalog.regrole FROM pg_catalog.pg_class c
+                   WHERE c.oid OPERATOR(pg_catalog.=) tbl);
+        granted := NOT pg_catalog.has_column_privilege(owner, 'payymo.tenants', 'id', 'REFERENCES');
+        IF granted THEN
+            EXECUTE pg_catalog.format('GRANT REFERENCES (id) ON payymo.tenants TO %s', owner);
+        END IF;
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
             'ALTER TABLE %s ADD CONSTRAINT %I FOREIGN KEY (%I) REFERENCES payymo.tenants (id)',
-            tbl, prefix OPERATOR(pg_catalog.||) '_tenant_fkey', tenant_column);
+            tbl, prefix OPERATOR(pg_catalog.||) '_tenant_fkey', tenant_column), true);
+        IF granted THEN
+            EXECUTE pg_catalog.format('REVOKE REFERENCES (id) ON payymo.tenants FROM %s', owner);
+        END IF;
     END IF;
 
     -- The unique key (tenant column, primary key), which also serves as the
@@ -879,10 +896,11 @@ DECLARE
     reg record;
     part regclass;
 BEGIN
+    -- The ticket first: an error below must not leave it unconsumed.
+    PERFORM payymo._take_ticket(tbl, NULL);
     IF tbl IS NULL THEN
         RAISE EXCEPTION 'tbl must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    PERFORM payymo._take_ticket(tbl, NULL);
     SELECT t.tenant_column, t.root INTO reg FROM payymo.tenant_tables t
      WHERE t.relid OPERATOR(pg_catalog.=) tbl;
     IF NOT FOUND THEN
@@ -961,11 +979,12 @@ DECLARE
     parent_key int2[];
     parent_key_name name;
 BEGIN
+    -- The ticket first: an error below must not leave it unconsumed.
+    PERFORM payymo._take_ticket(child, parent);
     IF child IS NULL OR child_column IS NULL OR parent IS NULL THEN
         RAISE EXCEPTION 'child, child_column and parent must not be null'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    PERFORM payymo._take_ticket(child, parent);
     SELECT t.tenant_column INTO child_tenant FROM payymo.tenant_tables t
      WHERE t.relid OPERATOR(pg_catalog.=) child;
     IF NOT FOUND THEN
@@ -1016,11 +1035,10 @@ BEGIN
                   AND con.confkey OPERATOR(pg_catalog.=) ARRAY[parent_tenant_attnum, parent_key[1]]) THEN
         RETURN;
     END IF;
-    -- Validating the key runs as the definer, so it must evaluate no user
-    -- code: the four columns have built-in types (OID below
-    -- FirstNormalObjectId, 16384: no domain, no user-defined implicit cast
-    -- or operator) and every unique index that could back the key uses
-    -- built-in operator classes.
+    -- Defence in depth (the key is added and validated as the owner, below):
+    -- the four columns have built-in types (OID below FirstNormalObjectId,
+    -- 16384: no domain, no user-defined implicit cast or operator) and every
+    -- unique index that could back the key uses built-in operator classes.
     IF EXISTS (SELECT FROM pg_catalog.pg_attribute a
                 WHERE ((a.attrelid OPERATOR(pg_catalog.=) child
                         AND a.attnum OPERATOR(pg_catalog.=) ANY (ARRAY[child_tenant_attnum, child_attnum]))
@@ -1038,13 +1056,16 @@ BEGIN
                      AND o.opcnamespace OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace) THEN
         RAISE EXCEPTION 'tenant reference from %.% to % must compare built-in types', child, child_column, parent
             USING ERRCODE = 'feature_not_supported',
-                  DETAIL = 'The key is validated with the rights of payymo''s owner, so its columns need built-in types and the unique indexes on their referenced columns built-in operator classes.';
+                  DETAIL = 'Tenant references need built-in column types, and built-in operator classes on the unique indexes of the referenced columns.';
     END IF;
-    EXECUTE pg_catalog.format(
+    -- As the owner, exempt from FORCE (as PostgreSQL's own key checks are),
+    -- so that validation sees every tenant's rows and runs the owner's code
+    -- (index expressions, operators) with the owner's rights only.
+    PERFORM payymo._as_table_owner(child, pg_catalog.format(
         'ALTER TABLE %s ADD CONSTRAINT %I FOREIGN KEY (%I, %I) REFERENCES %s (%I, %I)',
         child,
         pg_catalog.left(child_column::text, 40) OPERATOR(pg_catalog.||) '_tenant_fkey',
-        child_tenant, child_column, parent, parent_tenant, parent_key_name);
+        child_tenant, child_column, parent, parent_tenant, parent_key_name), true);
 END
 $$;
 

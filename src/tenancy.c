@@ -133,13 +133,17 @@ payymo_take_ticket(PG_FUNCTION_ARGS)
 }
 
 /*
- * payymo._as_table_owner(tbl regclass, command text) RETURNS bigint
+ * payymo._as_table_owner(tbl regclass, command text,
+ *						   bypass_force_rls boolean) RETURNS bigint
  *
  * Runs command as the owner of tbl, in a security-restricted operation
  * (no SET ROLE, no temporary objects, ...), and undoes any setting the
  * table's own code changed, as index builds do.  The user id is restored
  * on the way out; on error, the (sub)transaction abort restores it too.
- * Returns the number of rows the command processed.
+ * Returns the number of rows the command processed.  With bypass_force_rls
+ * the owner is exempt from FORCE ROW LEVEL SECURITY, as PostgreSQL's own
+ * foreign-key checks are (SECURITY_NOFORCE_RLS): for validating keys, and
+ * for statements that name the tenant themselves.
  */
 Datum
 payymo_as_table_owner(PG_FUNCTION_ARGS)
@@ -151,10 +155,10 @@ payymo_as_table_owner(PG_FUNCTION_ARGS)
 	int			save_nestlevel;
 	uint64		processed = 0;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tbl and command must not be null")));
+				 errmsg("tbl, command and bypass_force_rls must not be null")));
 	owner = table_owner(PG_GETARG_OID(0));
 	command = text_to_cstring(PG_GETARG_TEXT_PP(1));
 
@@ -163,7 +167,8 @@ payymo_as_table_owner(PG_FUNCTION_ARGS)
 	{
 		SetUserIdAndSecContext(owner,
 							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_RESTRICTED_OPERATION);
+							   SECURITY_RESTRICTED_OPERATION |
+							   (PG_GETARG_BOOL(2) ? SECURITY_NOFORCE_RLS : 0));
 		save_nestlevel = NewGUCNestLevel();
 
 		if (SPI_connect() != SPI_OK_CONNECT)
