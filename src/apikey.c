@@ -112,7 +112,7 @@ fetch_by_pkey(Relation rel, Oid pkey, RegProcedure eqproc, Oid collation,
 
 	ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   collation, eqproc, value);
-	*scan = systable_beginscan(rel, pkey, true, GetActiveSnapshot(), 1, &skey);
+	*scan = systable_beginscan(rel, pkey, true, GetLatestSnapshot(), 1, &skey);
 	return systable_getnext(*scan);
 }
 
@@ -159,6 +159,10 @@ touch_key(Oid owner, Datum key_id)
  * the key id belongs to (or PAYYMO_NO_TENANT), even when the key is
  * refused; *rate_limit is that tenant's rate_limit_per_second (0: none).
  *
+ * It reads with the latest snapshot and the current time, so that a
+ * revocation, suspension or expiry takes effect for the next call even in a
+ * REPEATABLE READ transaction that started before it.
+ *
  * This is the hot path of every request, so it reads the two primary-key
  * indexes directly instead of planning a query through SPI; that also means
  * set_tenant() needs no SECURITY DEFINER (and no search_path switch) to
@@ -174,7 +178,7 @@ verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit)
 	PayymoTenantId tenant = PAYYMO_NO_TENANT;
 	bool		usable = false;
 	bool		stale = false;
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	TimestampTz now = GetCurrentTimestamp();
 	Datum		key_id = PointerGetDatum(cstring_to_text_with_len(key + KEY_ID_OFFSET, KEY_ID_CHARS));
 	Relation	store;
 	Relation	tenants;

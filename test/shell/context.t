@@ -50,6 +50,19 @@ out=$(client -c "BEGIN" -c "SELECT payymo.set_tenant('$ALPHA')" \
              -c "SELECT payymo.current_tenant()")
 like "$out" "no tenant context set" "a failure inside a transaction leaves no context"
 
+# A revocation takes effect for the next set_tenant, even in a REPEATABLE
+# READ transaction whose snapshot was taken before it.
+rr_key=$(admin -c "SELECT payymo.issue_api_key($ALPHA_ID, 'repeatable read')")
+rr_out=$(mktemp)
+{ echo "BEGIN ISOLATION LEVEL REPEATABLE READ;"; echo "SELECT 'snapshot taken';"; sleep 1
+  echo "SELECT payymo.set_tenant('$rr_key');"; echo "COMMIT;"; } | client >"$rr_out" &
+sleep 0.5
+admin -c "SELECT payymo.revoke_api_key(split_part('$rr_key', '_', 2))" >/dev/null
+wait
+like "$(cat "$rr_out")" "snapshot taken.*invalid API key|invalid API key" \
+    "a key revoked after a REPEATABLE READ snapshot is refused in that transaction"
+rm -f "$rr_out"
+
 # --- the server log never holds a key
 wait_for_log "invalid API key"
 ok $? "failed set_tenant calls are logged"
