@@ -506,20 +506,6 @@ payymo_decrypt_token(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(plain);
 }
 
-/* Decrypt and encrypt again under the newest key, wiping the plaintext. */
-static bytea *
-reencrypt(const bytea *ct, PayymoTenantId tenant, const text *context)
-{
-	text	   *plain = decrypt_bytes(ct, tenant, context);
-	bytea	   *result;
-
-	result = encrypt_bytes(VARDATA(plain), VARSIZE(plain) - VARHDRSZ,
-						   tenant, context);
-	sodium_memzero(VARDATA(plain), VARSIZE(plain) - VARHDRSZ);
-	pfree(plain);
-	return result;
-}
-
 /*
  * payymo.reencrypt_token(ciphertext bytea, context text DEFAULT '') RETURNS bytea
  */
@@ -529,6 +515,7 @@ payymo_reencrypt_token(PG_FUNCTION_ARGS)
 	PayymoTenantId tenant;
 	bytea	   *ct;
 	text	   *context;
+	text	   *plain;
 	bytea	   *result;
 
 	require_not_null(fcinfo, 0, "ciphertext");
@@ -537,7 +524,12 @@ payymo_reencrypt_token(PG_FUNCTION_ARGS)
 
 	ct = PG_GETARG_BYTEA_PP(0);
 	context = PG_GETARG_TEXT_PP(1);
-	result = reencrypt(ct, tenant, context);
+
+	/* Decrypt, encrypt again under the newest key, wipe the plaintext. */
+	plain = decrypt_bytes(ct, tenant, context);
+	result = encrypt_bytes(VARDATA(plain), VARSIZE(plain) - VARHDRSZ, tenant, context);
+	sodium_memzero(VARDATA(plain), VARSIZE(plain) - VARHDRSZ);
+	pfree(plain);
 	PG_FREE_IF_COPY(ct, 0);
 	PG_FREE_IF_COPY(context, 1);
 	PG_RETURN_BYTEA_P(result);

@@ -3,7 +3,7 @@
 -- transactions.  It writes nothing but last_used_at.
 \set QUIET 1
 SET client_min_messages = warning;
-SELECT plan(41);
+SELECT plan(46);
 
 -- No context: fail closed.
 SELECT is(current_setting('payymo.tenant_id'), '', 'no context at connection start');
@@ -84,6 +84,24 @@ SELECT throws_ok($$SELECT payymo.set_tenant('pyk_wrong')$$, '28000', 'invalid AP
                  'a bad key raises 28000');
 SELECT throws_ok('SELECT payymo.current_tenant()', '42501', NULL,
                  'the failure (caught in a subtransaction) dropped the session context');
+
+-- last_used_at: written at most once a minute, never in a read-only transaction.
+SELECT payymo_test.admin(format($$UPDATE payymo.api_key_store SET last_used_at = NULL
+                                 WHERE tenant_id = %s$$, payymo_test.tenant('alpha')));
+BEGIN READ ONLY;
+SELECT lives_ok(format('SELECT payymo.set_tenant(%L)', payymo_test.key('alpha')),
+                'set_tenant works in a read-only transaction');
+COMMIT;
+SELECT is(payymo_test.admin_value(format($$SELECT count(last_used_at) FROM payymo.api_keys
+                                          WHERE tenant_id = %s$$, payymo_test.tenant('alpha'))),
+          '0', 'a read-only transaction does not write last_used_at');
+SELECT lives_ok(format('SELECT payymo.set_tenant(%L)', payymo_test.key('alpha')), 'set_tenant again');
+SELECT payymo_test.admin(format($$UPDATE payymo.api_key_store SET last_used_at = now() - interval '10 seconds'
+                                 WHERE tenant_id = %s AND last_used_at IS NOT NULL$$, payymo_test.tenant('alpha')));
+SELECT lives_ok(format('SELECT payymo.set_tenant(%L)', payymo_test.key('alpha')), 'and again');
+SELECT is(payymo_test.admin_value(format($$SELECT bool_and(last_used_at < now() - interval '5 seconds')
+                                          FROM payymo.api_keys WHERE tenant_id = %s$$, payymo_test.tenant('alpha'))),
+          'true', 'within a minute of the last write, last_used_at is not written again');
 
 -- Parallel workers see the leader's tenant.
 SET force_parallel_mode = on;
