@@ -56,7 +56,7 @@ if [ "$want_regress" -eq 1 ]; then
     passed=$((passed + r_ok))
     failed=$((failed + r_bad))
     if [ "$regress_rc" -ne 0 ]; then
-        [ -f regression.diffs ] && head -100 regression.diffs
+        [ -f test/regression.diffs ] && head -100 test/regression.diffs
         [ "$r_bad" -eq 0 ] && failed=$((failed + 1))
     fi
 fi

@@ -28,13 +28,15 @@ is() {
 expected: '$2'"
 }
 
+# (grep reads a here-string, not a pipe: with pipefail, grep -q exiting at
+# the first match would fail the pipe's writer and the check with it.)
 like() {
-    printf '%s' "$1" | grep -qE -- "$2"
+    grep -qE -- "$2" <<<"$1"
     _tap_result $? "$3" "'$1' does not match /$2/"
 }
 
 unlike() {
-    ! printf '%s' "$1" | grep -qE -- "$2"
+    ! grep -qE -- "$2" <<<"$1"
     _tap_result $? "$3" "matched /$2/"
 }
 

@@ -1,0 +1,45 @@
+-- =========================================================================
+-- Observability and limits
+-- =========================================================================
+
+-- Need shared_preload_libraries = 'payymo'; otherwise they raise 55000.
+
+CREATE FUNCTION payymo.tenant_stats(
+    OUT tenant_id bigint,
+    OUT statements bigint,
+    OUT rows bigint,
+    OUT total_exec_time double precision,
+    OUT denied bigint,
+    OUT rate_limited bigint,
+    OUT last_activity timestamptz)
+RETURNS SETOF record
+LANGUAGE C VOLATILE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'payymo_tenant_stats';
+
+COMMENT ON FUNCTION payymo.tenant_stats() IS
+'Per-tenant counters from shared memory (use the view payymo.tenant_stats); raises 55000 without shared_preload_libraries';
+
+REVOKE EXECUTE ON FUNCTION payymo.tenant_stats() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION payymo.tenant_stats() TO pg_monitor;
+
+CREATE VIEW payymo.tenant_stats AS
+SELECT s.tenant_id, t.slug, s.statements, s.rows, s.total_exec_time,
+       s.denied, s.rate_limited, s.last_activity
+  FROM payymo.tenant_stats() s
+  LEFT JOIN payymo.tenants t ON t.id OPERATOR(pg_catalog.=) s.tenant_id;
+
+COMMENT ON VIEW payymo.tenant_stats IS
+'Per tenant: top-level statements, rows, total execution time (ms), denied and rate-limited attempts, last activity; pg_monitor and superusers only';
+
+REVOKE ALL ON payymo.tenant_stats FROM PUBLIC;
+GRANT SELECT ON payymo.tenant_stats TO pg_monitor;
+
+CREATE FUNCTION payymo.tenant_stats_reset(tenant_id bigint DEFAULT NULL)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'payymo_tenant_stats_reset';
+
+COMMENT ON FUNCTION payymo.tenant_stats_reset(bigint) IS
+'Zeroes the counters in payymo.tenant_stats, of one tenant or (NULL) all; keeps rate-limit buckets; raises 55000 without shared_preload_libraries';
+
+REVOKE EXECUTE ON FUNCTION payymo.tenant_stats_reset(bigint) FROM PUBLIC;
