@@ -8,6 +8,7 @@ MODULE_big = payymo
 OBJS = \
 	src/payymo.o \
 	src/context.o \
+	src/cursors.o \
 	src/apikey.o \
 	src/keyformat.o \
 	src/events.o \

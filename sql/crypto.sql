@@ -134,6 +134,7 @@ COMMENT ON FUNCTION payymo.reencrypt_token_batch(regclass, name, text, name, int
 'Key rotation: re-encrypts up to batch_size rows of a token column that are not under the newest key (FOR UPDATE SKIP LOCKED), each under its row''s tenant; returns the rows done, 0 when finished';
 
 REVOKE EXECUTE ON FUNCTION payymo.reencrypt_token_batch(regclass, name, text, name, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION payymo.reencrypt_token_batch(regclass, name, text, name, integer) TO payymo_admin;
 
 CREATE PROCEDURE payymo.rotate_token_column(tbl regclass, token_column name,
                                             context text DEFAULT '',
@@ -160,3 +161,4 @@ COMMENT ON PROCEDURE payymo.rotate_token_column(regclass, name, text, name, inte
 'Key rotation: calls reencrypt_token_batch and commits after each batch until no row is under an older key; resumable; CALL it outside a transaction block';
 
 REVOKE EXECUTE ON PROCEDURE payymo.rotate_token_column(regclass, name, text, name, integer) FROM PUBLIC;
+GRANT EXECUTE ON PROCEDURE payymo.rotate_token_column(regclass, name, text, name, integer) TO payymo_admin;

@@ -1,10 +1,12 @@
-COMMENT ON FUNCTION payymo.audit() IS
-'Lints tables under tenancy and what could bypass them; each finding comes with the SQL that fixes it; no rows means clean';
-
--- DDL guard.  ddl_command_end sees ALTER TABLE, CREATE/ALTER POLICY and
+-- =========================================================================
+-- DDL guard
+-- =========================================================================
+--
+-- ddl_command_end sees ALTER TABLE, CREATE/ALTER POLICY and
 -- ALTER TRIGGER; sql_drop sees DROP POLICY, DROP TRIGGER and DROP COLUMN.
 -- Both check every registered table the command touched, after the command,
--- so whatever the syntax, a table left weaker than enable_tenancy made it is
+-- so whatever the syntax, a table left with any problem that
+-- payymo._tenancy_problems() knows (the definition audit() uses too) is
 -- refused (42501).  Only tables the command touched are checked, so one
 -- damaged table does not block unrelated DDL.
 
@@ -15,20 +17,21 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     tbl regclass;
-    problem text;
+    p record;
 BEGIN
     FOR tbl IN
         SELECT DISTINCT t.relid FROM payymo.tenant_tables t
          WHERE t.relid OPERATOR(pg_catalog.=) ANY (tables)
-           AND t.policy_qual IS NOT NULL
     LOOP
-        problem := payymo._tenancy_problem(tbl);
-        IF problem IS NOT NULL THEN
-            RAISE EXCEPTION 'table % is under tenancy: % by this statement', tbl,
-                            pg_catalog.replace(problem, ' is ', ' would be ')
+        SELECT * INTO p FROM payymo._tenancy_problems(tbl) LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'table % is under tenancy: this statement would weaken it', tbl
                 USING ERRCODE = 'insufficient_privilege',
-                      DETAIL = pg_catalog.format('After the statement, %s.', problem),
-                      HINT = pg_catalog.format('Call payymo.disable_tenancy(%L) to take the table out of tenancy.',
+                      DETAIL = pg_catalog.format('After the statement: %s%s.',
+                          CASE WHEN p.object OPERATOR(pg_catalog.<>) tbl::text
+                               THEN p.object OPERATOR(pg_catalog.||) ': ' ELSE '' END,
+                          p.problem),
+                      HINT = pg_catalog.format('An administrator (superuser or payymo_admin) can call payymo.disable_tenancy(%L) to take the table out of tenancy.',
                                                COALESCE((SELECT t.root FROM payymo.tenant_tables t
                                                           WHERE t.relid OPERATOR(pg_catalog.=) tbl), tbl)::text);
         END IF;
@@ -37,7 +40,7 @@ END
 $$;
 
 COMMENT ON FUNCTION payymo._refuse_weakened(regclass[]) IS
-'Internal: raises 42501 if any of the registered tables given lost a piece of its tenancy';
+'Internal: raises 42501 if any of the registered tables given has a problem payymo._tenancy_problems() reports';
 
 REVOKE EXECUTE ON FUNCTION payymo._refuse_weakened(regclass[]) FROM PUBLIC;
 

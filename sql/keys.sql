@@ -74,6 +74,7 @@ COMMENT ON VIEW payymo.api_keys IS
 'API keys without their hashes: id, tenant, label, hint, lifetime and status';
 
 REVOKE ALL ON payymo.api_keys FROM PUBLIC;
+GRANT SELECT ON payymo.api_keys TO payymo_admin;
 
 -- Not SECURITY DEFINER: it reads the key and tenant rows through their
 -- primary-key indexes in C (src/apikey.c), which checks no table privileges.
@@ -85,10 +86,10 @@ AS 'MODULE_PATHNAME', 'payymo_set_tenant';
 COMMENT ON FUNCTION payymo.set_tenant(text, boolean) IS
 'Verifies an API key and sets its tenant as the context (for the transaction by default); any failure raises 28000 and clears the context';
 
+-- Not SECURITY DEFINER either: it reads the tenant's row the same way.
 CREATE FUNCTION payymo.assume_tenant(tenant_id bigint, is_local boolean DEFAULT true)
 RETURNS void
-LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'payymo_assume_tenant';
 
 COMMENT ON FUNCTION payymo.assume_tenant(bigint, boolean) IS
@@ -107,6 +108,7 @@ COMMENT ON FUNCTION payymo.issue_api_key(bigint, text, timestamptz) IS
 'Issues an API key for a tenant and returns it once; only its hash is stored';
 
 REVOKE EXECUTE ON FUNCTION payymo.issue_api_key(bigint, text, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION payymo.issue_api_key(bigint, text, timestamptz) TO payymo_admin;
 
 CREATE FUNCTION payymo.revoke_api_key(key_id text)
 RETURNS boolean
@@ -126,3 +128,4 @@ COMMENT ON FUNCTION payymo.revoke_api_key(text) IS
 'Revokes an API key (by key id); returns false when it was unknown or already revoked';
 
 REVOKE EXECUTE ON FUNCTION payymo.revoke_api_key(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION payymo.revoke_api_key(text) TO payymo_admin;

@@ -1,3 +1,956 @@
 /* payymo--0.1.0--0.2.0.sql */
 
 \echo Use "ALTER EXTENSION payymo UPDATE TO '0.2.0'" to load this file. \quit
+
+-- 0.2.0: hardening (see CHANGELOG.md).  Everything is schema-qualified, as in
+-- the install script.
+
+-- The schema must belong to the superuser installing payymo.  A role that
+-- created a schema named payymo beforehand would own the extension's schema
+-- and could drop every policy with DROP SCHEMA ... CASCADE.
+DO $$
+BEGIN
+    IF (SELECT n.nspowner FROM pg_catalog.pg_namespace n
+         WHERE n.nspname OPERATOR(pg_catalog.=) 'payymo')
+       OPERATOR(pg_catalog.<>) (SELECT r.oid FROM pg_catalog.pg_roles r
+                                 WHERE r.rolname OPERATOR(pg_catalog.=) current_user) THEN
+        RAISE EXCEPTION 'schema payymo is not owned by the installing role %', current_user
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Its owner could drop every object of the extension, the policies of tables under tenancy included.',
+                  HINT = 'Drop the schema, or ALTER SCHEMA payymo OWNER TO the installing superuser, then install again.';
+    END IF;
+END
+$$;
+
+-- payymo_admin: a NOLOGIN role holding EXECUTE on the administrative
+-- functions (tenants, keys, domains, defaults, statistics, key rotation),
+-- so that a DBA grants one role.  Created if absent, like pg_monitor in
+-- core; it is shared by all databases and stays when the extension is
+-- dropped.  A pre-existing role of that name must not be able to log in.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles r
+                    WHERE r.rolname OPERATOR(pg_catalog.=) 'payymo_admin') THEN
+        CREATE ROLE payymo_admin NOLOGIN;
+    ELSIF EXISTS (SELECT FROM pg_catalog.pg_roles r
+                   WHERE r.rolname OPERATOR(pg_catalog.=) 'payymo_admin'
+                     AND (r.rolcanlogin OR r.rolsuper OR r.rolbypassrls)) THEN
+        RAISE EXCEPTION 'role payymo_admin can log in or bypasses row level security'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'ALTER ROLE payymo_admin NOLOGIN NOSUPERUSER NOBYPASSRLS, or drop it, then install again.';
+    END IF;
+END
+$$;
+
+-- =========================================================================
+-- Context and keys
+-- =========================================================================
+
+-- assume_tenant reads the tenant's row directly now, like set_tenant.
+ALTER FUNCTION payymo.assume_tenant(bigint, boolean) SECURITY INVOKER RESET search_path;
+
+GRANT SELECT ON payymo.api_keys TO payymo_admin;
+GRANT EXECUTE ON FUNCTION payymo.issue_api_key(bigint, text, timestamptz) TO payymo_admin;
+GRANT EXECUTE ON FUNCTION payymo.revoke_api_key(text) TO payymo_admin;
+GRANT EXECUTE ON FUNCTION payymo.reencrypt_token_batch(regclass, name, text, name, integer) TO payymo_admin;
+GRANT EXECUTE ON PROCEDURE payymo.rotate_token_column(regclass, name, text, name, integer) TO payymo_admin;
+
+-- =========================================================================
+-- Statistics: keyed by database and tenant
+-- =========================================================================
+
+DROP VIEW payymo.tenant_stats;
+DROP FUNCTION payymo.tenant_stats();
+
+CREATE FUNCTION payymo.tenant_stats(
+    OUT datid oid,
+    OUT tenant_id bigint,
+    OUT statements bigint,
+    OUT rows bigint,
+    OUT total_exec_time double precision,
+    OUT denied bigint,
+    OUT rate_limited bigint,
+    OUT last_activity timestamptz)
+RETURNS SETOF record
+LANGUAGE C VOLATILE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'payymo_tenant_stats';
+
+COMMENT ON FUNCTION payymo.tenant_stats() IS
+'Per-tenant counters from shared memory, of every database (datid); the view payymo.tenant_stats shows the current one; raises 55000 without shared_preload_libraries';
+
+REVOKE EXECUTE ON FUNCTION payymo.tenant_stats() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION payymo.tenant_stats() TO pg_monitor, payymo_admin;
+
+CREATE VIEW payymo.tenant_stats AS
+SELECT s.tenant_id, t.slug, s.statements, s.rows, s.total_exec_time,
+       s.denied, s.rate_limited, s.last_activity
+  FROM payymo.tenant_stats() s
+  LEFT JOIN payymo.tenants t ON t.id OPERATOR(pg_catalog.=) s.tenant_id
+ WHERE s.datid OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                        WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database());
+
+COMMENT ON VIEW payymo.tenant_stats IS
+'Per tenant of the current database: top-level statements, rows, total execution time (ms), denied and rate-limited attempts, last activity; pg_monitor, payymo_admin and superusers only';
+
+REVOKE ALL ON payymo.tenant_stats FROM PUBLIC;
+GRANT SELECT ON payymo.tenant_stats TO pg_monitor, payymo_admin;
+
+COMMENT ON FUNCTION payymo.tenant_stats_reset(bigint) IS
+'Zeroes the counters in payymo.tenant_stats, of one tenant of the current database or (NULL) all of them; keeps rate-limit buckets; raises 55000 without shared_preload_libraries';
+GRANT EXECUTE ON FUNCTION payymo.tenant_stats_reset(bigint) TO payymo_admin;
+
+-- =========================================================================
+-- Tenancy: tickets that know who may weaken, one definition of an intact
+-- table for the guard and audit()
+-- =========================================================================
+
+DROP FUNCTION payymo._issue_ticket(regclass, regclass);
+DROP FUNCTION payymo._take_ticket(regclass, regclass);
+DROP FUNCTION payymo._tenancy_problem(regclass);
+
+-- Tickets (src/tenancy.c): the public functions are SECURITY INVOKER
+-- wrappers that check, as the real caller, that it may do the work -- own
+-- the tables to put them under tenancy, be a superuser or a member of
+-- payymo_admin to take one out (weakens) -- then call a SECURITY DEFINER
+-- worker that consumes the ticket.
+CREATE FUNCTION payymo._issue_ticket(tbl regclass, tbl2 regclass,
+                                     weakens boolean DEFAULT false)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'payymo_issue_ticket';
+
+COMMENT ON FUNCTION payymo._issue_ticket(regclass, regclass, boolean) IS
+'Internal: raises 42501 unless current_user may do the work (owns the tables and their partitions; to weaken: superuser or payymo_admin member), then records a one-call ticket for them';
+
+CREATE FUNCTION payymo._take_ticket(tbl regclass, tbl2 regclass,
+                                    weakens boolean DEFAULT false)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'payymo_take_ticket';
+
+COMMENT ON FUNCTION payymo._take_ticket(regclass, regclass, boolean) IS
+'Internal: consumes the ticket for the tables and that kind of work, raising 42501 when there is none';
+
+-- What an intact table under tenancy is, in one place: the DDL guard
+-- refuses a statement after which a registered table has any of these
+-- problems, and payymo.audit() reports each of them as critical.  One row
+-- per problem (object, problem, fix); none when the table is intact or not
+-- registered (or still being set up: policy_qual NULL).
+--
+-- The row trigger must be BEFORE INSERT OR UPDATE FOR EACH ROW, on all
+-- columns, without WHEN, with the tenant column as its argument (tgtype
+-- 23 = ROW 1 + BEFORE 2 + INSERT 4 + UPDATE 16); the TRUNCATE guard BEFORE
+-- TRUNCATE FOR EACH STATEMENT (34 = BEFORE 2 + TRUNCATE 32).  Any other
+-- permissive policy is OR-ed with payymo's and widens access.
+CREATE FUNCTION payymo._tenancy_problems(tbl regclass)
+RETURNS TABLE (object text, problem text, fix text)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH t AS (
+        SELECT t.relid, t.relid::text AS name, t.tenant_column, t.policy_qual,
+               c.relrowsecurity, c.relforcerowsecurity, a.attnum, a.attnotnull,
+               pg_catalog.format('SELECT payymo.enable_tenancy(%L, %L);',
+                                 COALESCE(t.root, t.relid)::text, t.tenant_column) AS repair
+          FROM payymo.tenant_tables t
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid
+          LEFT JOIN pg_catalog.pg_attribute a
+            ON a.attrelid OPERATOR(pg_catalog.=) c.oid
+           AND a.attname OPERATOR(pg_catalog.=) t.tenant_column
+           AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+         WHERE t.relid OPERATOR(pg_catalog.=) tbl AND t.policy_qual IS NOT NULL
+    )
+    SELECT t.name, 'row level security is not enabled', t.repair
+      FROM t WHERE NOT t.relrowsecurity
+    UNION ALL
+    SELECT t.name, 'row level security is not forced: the owner bypasses it',
+           pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY;', t.name)
+      FROM t WHERE NOT t.relforcerowsecurity
+    UNION ALL
+    SELECT t.name, pg_catalog.format('tenant column %I is missing', t.tenant_column), t.repair
+      FROM t WHERE t.attnum IS NULL
+    UNION ALL
+    SELECT t.name, pg_catalog.format('tenant column %I allows NULL', t.tenant_column),
+           pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL;', t.name, t.tenant_column)
+      FROM t WHERE NOT t.attnotnull
+    UNION ALL
+    SELECT t.name, 'policy payymo_tenant_isolation is missing or was changed', t.repair
+      FROM t
+     WHERE NOT EXISTS (
+            SELECT FROM pg_catalog.pg_policy p
+             WHERE p.polrelid OPERATOR(pg_catalog.=) t.relid
+               AND p.polname OPERATOR(pg_catalog.=) 'payymo_tenant_isolation'
+               AND p.polpermissive AND p.polcmd OPERATOR(pg_catalog.=) '*'
+               AND p.polroles OPERATOR(pg_catalog.=) '{0}'::oid[]
+               AND pg_catalog.pg_get_expr(p.polqual, p.polrelid) OPERATOR(pg_catalog.=) t.policy_qual
+               AND pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) OPERATOR(pg_catalog.=) t.policy_qual)
+    UNION ALL
+    SELECT pg_catalog.format('policy %I on %s', p.polname, t.name),
+           CASE WHEN p.polqual IS NULL
+                  OR pg_catalog.pg_get_expr(p.polqual, p.polrelid) OPERATOR(pg_catalog.=) 'true'
+                THEN 'always-true permissive policy: every tenant''s rows are visible'
+                ELSE 'permissive policy OR-ed with payymo_tenant_isolation widens access' END,
+           pg_catalog.format('DROP POLICY %I ON %s;  -- or create it again AS RESTRICTIVE', p.polname, t.name)
+      FROM t JOIN pg_catalog.pg_policy p ON p.polrelid OPERATOR(pg_catalog.=) t.relid
+     WHERE p.polname OPERATOR(pg_catalog.<>) 'payymo_tenant_isolation' AND p.polpermissive
+    UNION ALL
+    SELECT t.name, pg_catalog.format('trigger %s is missing, disabled or was changed', g.name), t.repair
+      FROM t
+     CROSS JOIN (VALUES ('payymo_stamp_tenant', 'payymo.stamp_tenant()', 23::int2, true),
+                        ('payymo_refuse_truncate', 'payymo.refuse_truncate()', 34::int2, false))
+             AS g(name, func, tgtype, with_column)
+     WHERE NOT EXISTS (
+            SELECT FROM pg_catalog.pg_trigger x
+             WHERE x.tgrelid OPERATOR(pg_catalog.=) t.relid
+               AND x.tgname OPERATOR(pg_catalog.=) g.name
+               AND x.tgfoid OPERATOR(pg_catalog.=) g.func::pg_catalog.regprocedure
+               AND x.tgtype OPERATOR(pg_catalog.=) g.tgtype
+               AND x.tgenabled OPERATOR(pg_catalog.=) ANY ('{O,A}'::"char"[])
+               AND x.tgqual IS NULL
+               AND pg_catalog.cardinality(x.tgattr::int2[]) OPERATOR(pg_catalog.=) 0
+               AND pg_catalog.encode(x.tgargs, 'escape') OPERATOR(pg_catalog.=)
+                   CASE WHEN g.with_column
+                        THEN t.tenant_column::text OPERATOR(pg_catalog.||) '\000' ELSE '' END)
+$$;
+
+COMMENT ON FUNCTION payymo._tenancy_problems(regclass) IS
+'Internal: what weakens a registered table under tenancy, one row per problem with its fix; no rows when it is intact (the DDL guard and audit() both use it)';
+
+CREATE OR REPLACE FUNCTION payymo._enable_tenancy(tbl regclass, tenant_column name)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel record;
+    att record;
+    pk_cols int2[];
+    key_cols int2[];
+    key_list text;
+    part regclass;
+    prefix text;
+    owner regrole;
+    granted boolean;
+    pol record;
+BEGIN
+    -- The ticket first: an error below must not leave it unconsumed.
+    PERFORM payymo._take_ticket(tbl, NULL);
+    IF tbl IS NULL OR tenant_column IS NULL THEN
+        RAISE EXCEPTION 'tbl and tenant_column must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT c.relname, c.relkind, c.relispartition, c.relpersistence INTO rel
+      FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+    IF rel.relpersistence OPERATOR(pg_catalog.=) 't' THEN
+        RAISE EXCEPTION '% is a temporary table', tbl
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'A temporary table cannot reference payymo.tenants.';
+    END IF;
+    IF rel.relkind OPERATOR(pg_catalog.<>) ALL ('{r,p}'::"char"[]) THEN
+        RAISE EXCEPTION '% is not a table', tbl
+            USING ERRCODE = 'wrong_object_type',
+                  DETAIL = 'Only ordinary and partitioned tables can be put under tenancy.';
+    END IF;
+    IF rel.relispartition THEN
+        RAISE EXCEPTION '% is a partition', tbl
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = pg_catalog.format('Call payymo.enable_tenancy() on the partitioned table %s; it covers every partition.',
+                                           pg_catalog.pg_partition_root(tbl));
+    END IF;
+    EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', tbl);
+
+    SELECT con.conkey INTO pk_cols FROM pg_catalog.pg_constraint con
+     WHERE con.conrelid OPERATOR(pg_catalog.=) tbl
+       AND con.contype OPERATOR(pg_catalog.=) 'p';
+    IF pk_cols IS NULL THEN
+        RAISE EXCEPTION 'table % has no primary key', tbl
+            USING ERRCODE = 'invalid_table_definition',
+                  DETAIL = 'A table under tenancy gets a unique key (tenant column, primary key) that references within the tenant point to.',
+                  HINT = 'Add a primary key, then call payymo.enable_tenancy() again.';
+    END IF;
+
+    SELECT a.attnum, a.atttypid, a.attnotnull, a.attgenerated, a.attidentity INTO att
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+       AND a.attname OPERATOR(pg_catalog.=) tenant_column
+       AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+    IF FOUND AND att.atttypid OPERATOR(pg_catalog.<>) ALL ('{int4,int8}'::regtype[]) THEN
+        RAISE EXCEPTION 'column % of table % must be integer or bigint', tenant_column, tbl
+            USING ERRCODE = 'datatype_mismatch',
+                  DETAIL = pg_catalog.format('Its type is %s; tenant ids are bigint.', att.atttypid::regtype);
+    END IF;
+    IF FOUND AND (att.attgenerated OPERATOR(pg_catalog.<>) '' OR att.attidentity OPERATOR(pg_catalog.<>) '') THEN
+        RAISE EXCEPTION 'column % of table % must not be generated or an identity column', tenant_column, tbl
+            USING ERRCODE = 'invalid_table_definition';
+    END IF;
+    -- Other permissive policies are OR-ed with payymo's and would widen it.
+    SELECT p.polname, p.polrelid::regclass AS rel INTO pol
+      FROM pg_catalog.pg_policy p
+     WHERE p.polrelid OPERATOR(pg_catalog.=) ANY (
+               SELECT pt.relid FROM pg_catalog.pg_partition_tree(tbl) pt
+               UNION SELECT tbl)
+       AND p.polname OPERATOR(pg_catalog.<>) 'payymo_tenant_isolation' AND p.polpermissive
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'table % has the permissive policy %', pol.rel, pol.polname
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Permissive policies are OR-ed with payymo_tenant_isolation, so it would let rows of other tenants through.',
+                  HINT = 'Drop it, or create it again AS RESTRICTIVE, then call payymo.enable_tenancy() again.';
+    END IF;
+
+    -- Unregister while working, so that the DDL guard lets the repairs through.
+    DELETE FROM payymo.tenant_tables t
+     WHERE t.relid OPERATOR(pg_catalog.=) tbl OR t.root OPERATOR(pg_catalog.=) tbl;
+
+    IF att.attnum IS NULL THEN
+        -- Existing rows get the current tenant.
+        IF pg_catalog.current_setting('payymo.tenant_id') OPERATOR(pg_catalog.=) ''
+           AND payymo._as_table_owner(tbl, pg_catalog.format('SELECT FROM %s LIMIT 1', tbl), true)
+               OPERATOR(pg_catalog.>) 0 THEN
+            RAISE EXCEPTION 'table % has rows, and no tenant context is set to give them', tbl
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = pg_catalog.format('The new column %I gets the current tenant in every existing row.', tenant_column),
+                      HINT = 'In the same transaction, call payymo.assume_tenant(<tenant id>) first (as a role granted it), or add and fill the tenant column yourself.';
+        END IF;
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+            'ALTER TABLE %s ADD COLUMN %I bigint', tbl, tenant_column));
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+            'ALTER TABLE %s ALTER COLUMN %I SET DEFAULT payymo.current_tenant()',
+            tbl, tenant_column));
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+            'UPDATE %s SET %I = payymo.current_tenant()', tbl, tenant_column));
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+            'ALTER TABLE %s ALTER COLUMN %I SET NOT NULL', tbl, tenant_column));
+        SELECT a.attnum INTO att FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+           AND a.attname OPERATOR(pg_catalog.=) tenant_column;
+    ELSE
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+            'ALTER TABLE %s ALTER COLUMN %I SET DEFAULT payymo.current_tenant()',
+            tbl, tenant_column));
+        IF NOT att.attnotnull THEN
+            PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+                'ALTER TABLE %s ALTER COLUMN %I SET NOT NULL', tbl, tenant_column));
+        END IF;
+    END IF;
+
+    prefix := pg_catalog.left(rel.relname::text, 30) OPERATOR(pg_catalog.||) '_'
+              OPERATOR(pg_catalog.||) pg_catalog.left(tenant_column::text, 20);
+
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_constraint con
+                    WHERE con.conrelid OPERATOR(pg_catalog.=) tbl
+                      AND con.contype OPERATOR(pg_catalog.=) 'f'
+                      AND con.confrelid OPERATOR(pg_catalog.=) 'payymo.tenants'::pg_catalog.regclass
+                      AND con.conkey OPERATOR(pg_catalog.=) ARRAY[att.attnum]) THEN
+        -- Like every statement on the table, the key is added (and the
+        -- existing rows validated, which plans queries on the table: its
+        -- index expressions may call the owner's functions) as the owner.
+        -- The owner may not reference payymo.tenants, so it gets REFERENCES
+        -- for this statement only; the grant never commits.
+        owner := (SELECT c.relowner::pg_catalog.regrole FROM pg_catalog.pg_class c
+                   WHERE c.oid OPERATOR(pg_catalog.=) tbl);
+        granted := NOT pg_catalog.has_column_privilege(owner, 'payymo.tenants', 'id', 'REFERENCES');
+        IF granted THEN
+            EXECUTE pg_catalog.format('GRANT REFERENCES (id) ON payymo.tenants TO %s', owner);
+        END IF;
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+            'ALTER TABLE %s ADD CONSTRAINT %I FOREIGN KEY (%I) REFERENCES payymo.tenants (id)',
+            tbl, prefix OPERATOR(pg_catalog.||) '_tenant_fkey', tenant_column), true);
+        IF granted THEN
+            EXECUTE pg_catalog.format('REVOKE REFERENCES (id) ON payymo.tenants FROM %s', owner);
+        END IF;
+    END IF;
+
+    -- The unique key (tenant column, primary key), which also serves as the
+    -- index led by the tenant column.
+    IF att.attnum OPERATOR(pg_catalog.=) ANY (pk_cols) THEN
+        key_cols := pk_cols;
+    ELSE
+        key_cols := ARRAY[att.attnum] OPERATOR(pg_catalog.||) pk_cols;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_constraint con
+                    WHERE con.conrelid OPERATOR(pg_catalog.=) tbl
+                      AND con.contype OPERATOR(pg_catalog.=) ANY ('{p,u}'::"char"[])
+                      AND con.conkey OPERATOR(pg_catalog.@>) key_cols
+                      AND con.conkey OPERATOR(pg_catalog.<@) key_cols) THEN
+        SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.ord)
+          INTO key_list
+          FROM pg_catalog.unnest(key_cols) WITH ORDINALITY AS k(attnum, ord)
+          JOIN pg_catalog.pg_attribute a
+            ON a.attrelid OPERATOR(pg_catalog.=) tbl
+           AND a.attnum OPERATOR(pg_catalog.=) k.attnum;
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+            'ALTER TABLE %s ADD CONSTRAINT %I UNIQUE (%s)',
+            tbl, prefix OPERATOR(pg_catalog.||) '_tenant_key', key_list));
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_index i
+                    WHERE i.indrelid OPERATOR(pg_catalog.=) tbl
+                      AND i.indkey[0] OPERATOR(pg_catalog.=) att.attnum
+                      AND i.indpred IS NULL) THEN
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+            'CREATE INDEX ON %s (%I)', tbl, tenant_column));
+    END IF;
+
+    PERFORM payymo._protect_relation(tbl, tenant_column, NULL);
+    PERFORM payymo._cover_partitions(tbl);
+END
+$$;
+
+COMMENT ON FUNCTION payymo._enable_tenancy(regclass, name) IS
+'Internal: the work of payymo.enable_tenancy(), which must have issued a ticket';
+
+CREATE OR REPLACE FUNCTION payymo._disable_tenancy(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $$
+DECLARE
+    reg record;
+    part regclass;
+BEGIN
+    -- The ticket first: an error below must not leave it unconsumed.
+    PERFORM payymo._take_ticket(tbl, NULL, true);
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'tbl must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT t.tenant_column, t.root INTO reg FROM payymo.tenant_tables t
+     WHERE t.relid OPERATOR(pg_catalog.=) tbl;
+    IF NOT FOUND THEN
+        RAISE NOTICE 'table % is not under tenancy, skipping', tbl;
+        RETURN;
+    END IF;
+    IF reg.root IS NOT NULL THEN
+        RAISE EXCEPTION '% is a partition', tbl
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = pg_catalog.format('Call payymo.disable_tenancy() on %s.', reg.root);
+    END IF;
+
+    -- Unregistering first is what lets the statements below past the guard.
+    DELETE FROM payymo.tenant_tables t
+     WHERE t.relid OPERATOR(pg_catalog.=) tbl OR t.root OPERATOR(pg_catalog.=) tbl;
+
+    PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+        'DROP TRIGGER IF EXISTS payymo_stamp_tenant ON %s', tbl));
+    FOR part IN SELECT tbl
+                UNION
+                SELECT pt.relid FROM pg_catalog.pg_partition_tree(tbl) pt
+    LOOP
+        PERFORM payymo._as_table_owner(part, pg_catalog.format(
+            'DROP TRIGGER IF EXISTS payymo_refuse_truncate ON %s', part));
+        PERFORM payymo._as_table_owner(part, pg_catalog.format(
+            'DROP POLICY IF EXISTS payymo_tenant_isolation ON %s', part));
+        PERFORM payymo._as_table_owner(part, pg_catalog.format(
+            'ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY', part));
+    END LOOP;
+    IF EXISTS (SELECT FROM pg_catalog.pg_attrdef d
+                 JOIN pg_catalog.pg_attribute a
+                   ON a.attrelid OPERATOR(pg_catalog.=) d.adrelid
+                  AND a.attnum OPERATOR(pg_catalog.=) d.adnum
+                WHERE d.adrelid OPERATOR(pg_catalog.=) tbl
+                  AND a.attname OPERATOR(pg_catalog.=) reg.tenant_column
+                  AND pg_catalog.pg_get_expr(d.adbin, d.adrelid)
+                      OPERATOR(pg_catalog.~) 'payymo\.current_tenant\(\)') THEN
+        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
+            'ALTER TABLE %s ALTER COLUMN %I DROP DEFAULT', tbl, reg.tenant_column));
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION payymo._disable_tenancy(regclass) IS
+'Internal: the work of payymo.disable_tenancy(), which must have issued a ticket';
+
+CREATE OR REPLACE FUNCTION payymo.disable_tenancy(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM payymo._issue_ticket(tbl, NULL, true);
+    PERFORM payymo._disable_tenancy(tbl);
+END
+$$;
+
+COMMENT ON FUNCTION payymo.disable_tenancy(regclass) IS
+'Takes a table out of tenancy: drops the policy, triggers and default and disables row level security; the column, its keys and the data stay; for superusers and members of payymo_admin only';
+
+-- =========================================================================
+-- Audit and DDL guard
+-- =========================================================================
+
+CREATE TABLE payymo.audit_accepted (
+    object text NOT NULL,
+    problem text NOT NULL,
+    reason text NOT NULL
+        CONSTRAINT audit_accepted_reason_given
+        CHECK (pg_catalog.btrim(reason) OPERATOR(pg_catalog.<>) ''),
+    accepted_by name NOT NULL DEFAULT current_user,
+    accepted_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (object, problem)
+);
+
+COMMENT ON TABLE payymo.audit_accepted IS
+'Warnings of payymo.audit() an administrator reviewed and accepted, with the reason; audit() leaves them out (critical findings cannot be accepted)';
+
+-- Readable like audit() itself; written by administrators.
+REVOKE ALL ON payymo.audit_accepted FROM PUBLIC;
+GRANT SELECT ON payymo.audit_accepted TO PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON payymo.audit_accepted TO payymo_admin;
+SELECT pg_catalog.pg_extension_config_dump('payymo.audit_accepted', '');
+
+-- jit = off: the estimated cost of this one large catalog query crosses
+-- jit_above_cost, and compiling it takes seconds for a query that runs in
+-- milliseconds.
+CREATE OR REPLACE FUNCTION payymo.audit()
+RETURNS TABLE (severity text, object text, problem text, fix text)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+WITH tt AS (
+    -- every registered relation, partitions included
+    SELECT t.relid, t.tenant_column, t.root, c.relname, c.relowner, c.relacl,
+           a.attnum, t.relid::text AS tbl
+      FROM payymo.tenant_tables t
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid
+      LEFT JOIN pg_catalog.pg_attribute a
+        ON a.attrelid OPERATOR(pg_catalog.=) c.oid
+       AND a.attname OPERATOR(pg_catalog.=) t.tenant_column
+       AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+),
+ext AS (
+    SELECT d.classid, d.objid FROM pg_catalog.pg_depend d
+      JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
+     WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+       AND d.deptype OPERATOR(pg_catalog.=) 'e'
+),
+bypassers AS (
+    SELECT r.oid, r.rolname FROM pg_catalog.pg_roles r WHERE r.rolsuper OR r.rolbypassrls
+),
+-- login roles that may read or write the users' tenancy tables and are
+-- subject to row level security: the application's roles, which all
+-- tenants share
+clients AS (
+    SELECT r.oid, r.rolname FROM pg_catalog.pg_roles r
+     WHERE r.rolcanlogin AND NOT r.rolsuper AND NOT r.rolbypassrls
+       AND EXISTS (SELECT FROM tt
+                    WHERE tt.root IS NULL
+                      AND NOT EXISTS (SELECT FROM ext
+                                       WHERE ext.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                         AND ext.objid OPERATOR(pg_catalog.=) tt.relid)
+                      AND pg_catalog.has_table_privilege(r.oid, tt.relid,
+                                                         'SELECT, INSERT, UPDATE, DELETE'))
+),
+findings (severity, object, problem, fix) AS (
+-- 1. tenancy tables that lost a piece (the DDL guard's definition)
+SELECT 'critical', p.object, p.problem, p.fix
+  FROM tt, LATERAL payymo._tenancy_problems(tt.relid) p
+UNION ALL
+SELECT 'warning', tt.tbl,
+       pg_catalog.format('no index is led by tenant column %I: every query scans the whole table', tt.tenant_column),
+       pg_catalog.format('CREATE INDEX ON %s (%I);', tt.tbl, tt.tenant_column)
+  FROM tt
+ WHERE tt.root IS NULL AND tt.attnum IS NOT NULL
+   AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i
+                    WHERE i.indrelid OPERATOR(pg_catalog.=) tt.relid
+                      AND i.indkey[0] OPERATOR(pg_catalog.=) tt.attnum
+                      AND i.indpred IS NULL)
+UNION ALL
+-- 2. tables with a tenant column that are not under tenancy
+SELECT 'critical', c.oid::pg_catalog.regclass::text,
+       pg_catalog.format('has tenant column %I but is not under tenancy', a.attname),
+       pg_catalog.format('SELECT payymo.enable_tenancy(%L, %L);', c.oid::pg_catalog.regclass::text, a.attname)
+  FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+  JOIN pg_catalog.pg_attribute a
+    ON a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.>) 0
+   AND NOT a.attisdropped
+ WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]) AND NOT c.relispartition
+   AND a.attname OPERATOR(pg_catalog.=) ANY (
+        SELECT 'tenant_id'::name UNION SELECT t.tenant_column FROM payymo.tenant_tables t)
+   AND n.nspname OPERATOR(pg_catalog.!~) '^pg_'
+   AND n.nspname OPERATOR(pg_catalog.<>) 'information_schema'
+   AND NOT EXISTS (SELECT FROM payymo.tenant_tables t WHERE t.relid OPERATOR(pg_catalog.=) c.oid)
+   AND NOT EXISTS (SELECT FROM ext WHERE ext.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                     AND ext.objid OPERATOR(pg_catalog.=) c.oid)
+UNION ALL
+-- 3. existence oracles: unique indexes whose key columns lack the tenant
+-- column (an INCLUDE column does not count), on tables and on partitions
+SELECT 'critical', pg_catalog.format('index %s on %s', i.indexrelid::pg_catalog.regclass, tt.tbl),
+       'unique index without the tenant column among its keys: inserting a value reveals whether another tenant has it',
+       pg_catalog.format('%s; CREATE UNIQUE INDEX ON %s (%I, %s);',
+           CASE WHEN con.oid IS NULL THEN pg_catalog.format('DROP INDEX %s', i.indexrelid::pg_catalog.regclass)
+                ELSE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', tt.tbl, con.conname) END,
+           tt.tbl, tt.tenant_column,
+           (SELECT pg_catalog.string_agg(pg_catalog.pg_get_indexdef(i.indexrelid, k, true), ', ' ORDER BY k)
+              FROM pg_catalog.generate_series(1, i.indnkeyatts) k))
+  FROM tt
+  JOIN pg_catalog.pg_index i ON i.indrelid OPERATOR(pg_catalog.=) tt.relid
+  LEFT JOIN pg_catalog.pg_constraint con ON con.conindid OPERATOR(pg_catalog.=) i.indexrelid
+   AND con.conrelid OPERATOR(pg_catalog.=) tt.relid
+ WHERE i.indisunique AND NOT i.indisprimary
+   AND NOT (tt.attnum OPERATOR(pg_catalog.=) ANY (
+            (i.indkey::pg_catalog.int2[])[0:i.indnkeyatts OPERATOR(pg_catalog.-) 1]))
+   AND NOT EXISTS (SELECT FROM pg_catalog.pg_inherits h
+                    WHERE h.inhrelid OPERATOR(pg_catalog.=) i.indexrelid)
+UNION ALL
+-- ... exclusion constraints without "tenant column WITH ="
+SELECT 'critical', pg_catalog.format('constraint %I on %s', con.conname, tt.tbl),
+       'exclusion constraint without the tenant column compared with =: a conflicting value reveals another tenant''s rows',
+       pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I;  -- and add it again with %I WITH = (btree_gist)',
+                         tt.tbl, con.conname, tt.tenant_column)
+  FROM tt
+  JOIN pg_catalog.pg_constraint con ON con.conrelid OPERATOR(pg_catalog.=) tt.relid
+ WHERE con.contype OPERATOR(pg_catalog.=) 'x' AND con.conparentid OPERATOR(pg_catalog.=) 0
+   AND NOT EXISTS (SELECT FROM ROWS FROM (pg_catalog.unnest(con.conkey), pg_catalog.unnest(con.conexclop)) AS e(attnum, op)
+                     JOIN pg_catalog.pg_operator o ON o.oid OPERATOR(pg_catalog.=) e.op
+                    WHERE e.attnum OPERATOR(pg_catalog.=) tt.attnum
+                      AND o.oprname OPERATOR(pg_catalog.=) '=')
+UNION ALL
+-- ... foreign keys into tenancy tables that do not pair the two tenant
+-- columns: without the tenant column, or with it compared to another column
+SELECT 'critical', pg_catalog.format('constraint %I on %s', con.conname, con.conrelid::pg_catalog.regclass),
+       CASE WHEN NOT (tt.attnum OPERATOR(pg_catalog.=) ANY (con.confkey))
+            THEN pg_catalog.format('foreign key to tenancy table %s without the tenant column: a reference reveals whether another tenant''s row exists', tt.tbl)
+            ELSE pg_catalog.format('foreign key pairs tenant column %I of %s with column %I, which is not the referencing table''s tenant column: a row can point at another tenant''s row',
+                                   tt.tenant_column, tt.tbl,
+                                   (SELECT a.attname FROM pg_catalog.pg_attribute a
+                                     WHERE a.attrelid OPERATOR(pg_catalog.=) con.conrelid
+                                       AND a.attnum OPERATOR(pg_catalog.=)
+                                           con.conkey[pg_catalog.array_position(con.confkey, tt.attnum)])) END,
+       CASE WHEN pg_catalog.cardinality(con.conkey) OPERATOR(pg_catalog.=) 1 AND child.relid IS NOT NULL
+            THEN pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I; SELECT payymo.add_tenant_reference(%L, %L, %L);',
+                     con.conrelid::pg_catalog.regclass, con.conname, con.conrelid::pg_catalog.regclass::text,
+                     (SELECT a.attname FROM pg_catalog.pg_attribute a
+                       WHERE a.attrelid OPERATOR(pg_catalog.=) con.conrelid
+                         AND a.attnum OPERATOR(pg_catalog.=) con.conkey[1]), tt.tbl)
+            ELSE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I;  -- then reference %s from a table under tenancy with payymo.add_tenant_reference()',
+                     con.conrelid::pg_catalog.regclass, con.conname, tt.tbl) END
+  FROM tt
+  JOIN pg_catalog.pg_constraint con ON con.confrelid OPERATOR(pg_catalog.=) tt.relid
+  LEFT JOIN tt child ON child.relid OPERATOR(pg_catalog.=) con.conrelid
+ WHERE con.contype OPERATOR(pg_catalog.=) 'f' AND con.conparentid OPERATOR(pg_catalog.=) 0
+   AND (NOT (tt.attnum OPERATOR(pg_catalog.=) ANY (con.confkey))
+        OR con.conkey[pg_catalog.array_position(con.confkey, tt.attnum)]
+           IS DISTINCT FROM child.attnum)
+UNION ALL
+-- 4. views and materialized views over tenancy tables
+SELECT 'critical', v.oid::pg_catalog.regclass::text,
+       CASE WHEN v.relkind OPERATOR(pg_catalog.=) 'm'
+            THEN pg_catalog.format('materialized view over tenancy table %s: it holds the rows of whichever context refreshed it, without row level security', tt.tbl)
+            ELSE pg_catalog.format('view over tenancy table %s is owned by %I, which bypasses row level security', tt.tbl,
+                                   pg_catalog.pg_get_userbyid(v.relowner)) END,
+       CASE WHEN v.relkind OPERATOR(pg_catalog.=) 'v'
+            THEN pg_catalog.format('ALTER VIEW %s SET (security_invoker = on);', v.oid::pg_catalog.regclass)
+            ELSE pg_catalog.format('DROP MATERIALIZED VIEW %s;', v.oid::pg_catalog.regclass) END
+  FROM tt
+  JOIN pg_catalog.pg_depend d
+    ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+   AND d.refobjid OPERATOR(pg_catalog.=) tt.relid
+   AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+  JOIN pg_catalog.pg_rewrite rw ON rw.oid OPERATOR(pg_catalog.=) d.objid
+  JOIN pg_catalog.pg_class v ON v.oid OPERATOR(pg_catalog.=) rw.ev_class
+ WHERE v.oid OPERATOR(pg_catalog.<>) tt.relid
+   AND (v.relkind OPERATOR(pg_catalog.=) 'm'
+        OR (v.relowner OPERATOR(pg_catalog.=) ANY (SELECT b.oid FROM bypassers b)
+            AND NOT EXISTS (
+                SELECT FROM pg_catalog.unnest(v.reloptions) opt
+                 WHERE pg_catalog.lower(opt) OPERATOR(pg_catalog.=) ANY (
+                       '{security_invoker=true,security_invoker=on,security_invoker=1,security_invoker=yes}'::text[]))))
+   AND NOT EXISTS (SELECT FROM ext WHERE ext.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                     AND ext.objid OPERATOR(pg_catalog.=) v.oid)
+ GROUP BY v.oid, v.relkind, v.relowner, tt.tbl
+UNION ALL
+-- 5. SECURITY DEFINER functions that run with rights that bypass row level
+-- security: critical when they are known to read a tenancy table (SQL-standard
+-- bodies record what they use), a warning when clients can call them and
+-- what they read cannot be known; owners of tenancy tables stay under FORCE
+-- but can do whatever the owner can
+SELECT CASE WHEN o.rolsuper OR o.rolbypassrls THEN 'critical' ELSE 'warning' END,
+       pg_catalog.format('function %s', f.oid::pg_catalog.regprocedure),
+       pg_catalog.format('SECURITY DEFINER function owned by %I reads tenancy table %s%s', o.rolname, tt.tbl,
+                         CASE WHEN o.rolsuper OR o.rolbypassrls THEN ' bypassing row level security'
+                              ELSE ' with the rights of its owner' END),
+       pg_catalog.format('ALTER FUNCTION %s SECURITY INVOKER;', f.oid::pg_catalog.regprocedure)
+  FROM pg_catalog.pg_proc f
+  JOIN pg_catalog.pg_roles o ON o.oid OPERATOR(pg_catalog.=) f.proowner
+  JOIN pg_catalog.pg_depend d
+    ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+   AND d.objid OPERATOR(pg_catalog.=) f.oid
+   AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+  JOIN tt ON tt.relid OPERATOR(pg_catalog.=) d.refobjid
+ WHERE f.prosecdef
+   AND (o.rolsuper OR o.rolbypassrls
+        OR EXISTS (SELECT FROM tt x WHERE x.relowner OPERATOR(pg_catalog.=) f.proowner))
+   AND NOT EXISTS (SELECT FROM ext WHERE ext.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                     AND ext.objid OPERATOR(pg_catalog.=) f.oid)
+ GROUP BY f.oid, o.rolname, o.rolsuper, o.rolbypassrls, tt.tbl
+UNION ALL
+SELECT 'warning', pg_catalog.format('function %s', f.oid::pg_catalog.regprocedure),
+       pg_catalog.format('SECURITY DEFINER function owned by %I, which bypasses row level security, can be called by clients; what it reads is not known',
+                         pg_catalog.pg_get_userbyid(f.proowner)),
+       pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC;  -- and from client roles, or ALTER FUNCTION ... SECURITY INVOKER',
+                         f.oid::pg_catalog.regprocedure)
+  FROM pg_catalog.pg_proc f
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) f.pronamespace
+ WHERE f.prosecdef AND f.prosqlbody IS NULL
+   AND f.proowner OPERATOR(pg_catalog.=) ANY (SELECT b.oid FROM bypassers b)
+   AND n.nspname OPERATOR(pg_catalog.<>) ALL ('{pg_catalog,information_schema}'::name[])
+   AND EXISTS (SELECT FROM clients cl
+                WHERE pg_catalog.has_function_privilege(cl.oid, f.oid, 'EXECUTE'))
+   AND NOT EXISTS (SELECT FROM ext WHERE ext.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                     AND ext.objid OPERATOR(pg_catalog.=) f.oid)
+UNION ALL
+-- ... and SECURITY DEFINER functions whose search_path a caller can choose
+SELECT 'critical', pg_catalog.format('function %s', f.oid::pg_catalog.regprocedure),
+       'SECURITY DEFINER function without a pinned search_path',
+       pg_catalog.format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp;', f.oid::pg_catalog.regprocedure)
+  FROM pg_catalog.pg_proc f
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) f.pronamespace
+ WHERE f.prosecdef
+   AND n.nspname OPERATOR(pg_catalog.<>) ALL ('{pg_catalog,information_schema}'::name[])
+   AND NOT EXISTS (SELECT FROM pg_catalog.unnest(f.proconfig) cfg
+                    WHERE cfg OPERATOR(pg_catalog.~~) 'search\_path=%')
+   AND NOT EXISTS (SELECT FROM ext WHERE ext.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                     AND ext.objid OPERATOR(pg_catalog.=) f.oid)
+UNION ALL
+-- 6. rules and triggers other than payymo's on tenancy tables: they run on
+-- every write and can copy a tenant's rows where others can read them
+SELECT 'warning', pg_catalog.format('rule %I on %s', rw.rulename, tt.tbl),
+       'rule runs with the table owner''s rights on every write and can copy a tenant''s rows elsewhere',
+       pg_catalog.format('DROP RULE %I ON %s;', rw.rulename, tt.tbl)
+  FROM tt JOIN pg_catalog.pg_rewrite rw ON rw.ev_class OPERATOR(pg_catalog.=) tt.relid
+ WHERE rw.rulename OPERATOR(pg_catalog.<>) '_RETURN'
+UNION ALL
+SELECT 'warning', pg_catalog.format('trigger %I on %s', g.tgname, tt.tbl),
+       pg_catalog.format('trigger runs %s on every write: check that it cannot copy a tenant''s rows where other tenants can read them',
+                         g.tgfoid::pg_catalog.regprocedure),
+       pg_catalog.format('DROP TRIGGER %I ON %s;  -- or accept it in payymo.audit_accepted', g.tgname, tt.tbl)
+  FROM tt JOIN pg_catalog.pg_trigger g ON g.tgrelid OPERATOR(pg_catalog.=) tt.relid
+ WHERE NOT g.tgisinternal AND g.tgparentid OPERATOR(pg_catalog.=) 0
+   AND g.tgname OPERATOR(pg_catalog.<>) ALL ('{payymo_stamp_tenant,payymo_refuse_truncate}'::name[])
+UNION ALL
+-- 7. roles
+SELECT 'warning', pg_catalog.format('role %I', r.rolname),
+       CASE WHEN r.rolsuper THEN 'superuser that can log in: bypasses row level security'
+            WHEN r.rolbypassrls THEN 'role with BYPASSRLS that can log in: bypasses row level security'
+            ELSE 'owner of tenancy tables that can log in: can alter or drop them' END,
+       CASE WHEN r.rolsuper THEN pg_catalog.format('ALTER ROLE %I NOSUPERUSER;  -- or NOLOGIN', r.rolname)
+            WHEN r.rolbypassrls THEN pg_catalog.format('ALTER ROLE %I NOBYPASSRLS;  -- or NOLOGIN', r.rolname)
+            ELSE pg_catalog.format('ALTER ROLE %I NOLOGIN;  -- own the tables with a role nobody logs in as', r.rolname) END
+  FROM pg_catalog.pg_roles r
+ WHERE r.rolcanlogin
+   AND r.oid OPERATOR(pg_catalog.<>) ALL (SELECT e.extowner FROM pg_catalog.pg_extension e
+                                            WHERE e.extname OPERATOR(pg_catalog.=) 'payymo')
+   AND (r.rolsuper OR r.rolbypassrls
+        OR EXISTS (SELECT FROM tt WHERE tt.relowner OPERATOR(pg_catalog.=) r.oid))
+UNION ALL
+SELECT 'warning', pg_catalog.format('role %I', r.rolname),
+       pg_catalog.format('can log in and act as %I, the owner of tenancy tables, through membership: can alter or drop them', o.rolname),
+       pg_catalog.format('REVOKE %I FROM %I;  -- run schema changes as an administrator instead', o.rolname, r.rolname)
+  FROM pg_catalog.pg_roles r
+  JOIN pg_catalog.pg_roles o
+    ON o.oid OPERATOR(pg_catalog.=) ANY (SELECT DISTINCT tt.relowner FROM tt)
+ WHERE r.rolcanlogin AND NOT r.rolsuper AND r.oid OPERATOR(pg_catalog.<>) o.oid
+   AND pg_catalog.pg_has_role(r.oid, o.oid, 'MEMBER')
+UNION ALL
+-- 8. grants: TRUNCATE ignores row level security; SET on payymo's settings
+SELECT 'critical', tt.tbl,
+       pg_catalog.format('TRUNCATE is granted to %s',
+           CASE WHEN x.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(x.grantee)) END),
+       pg_catalog.format('REVOKE TRUNCATE ON %s FROM %s;', tt.tbl,
+           CASE WHEN x.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(x.grantee)) END)
+  FROM tt, pg_catalog.aclexplode(tt.relacl) x
+ WHERE x.privilege_type OPERATOR(pg_catalog.=) 'TRUNCATE'
+   AND x.grantee OPERATOR(pg_catalog.<>) tt.relowner
+UNION ALL
+SELECT 'critical', pg_catalog.format('parameter %s', p.parname),
+       pg_catalog.format('%s ON PARAMETER is granted to %s', x.privilege_type,
+           CASE WHEN x.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(x.grantee)) END),
+       pg_catalog.format('REVOKE %s ON PARAMETER %s FROM %s;', x.privilege_type, p.parname,
+           CASE WHEN x.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(x.grantee)) END)
+  FROM pg_catalog.pg_parameter_acl p, pg_catalog.aclexplode(p.paracl) x
+ WHERE p.parname OPERATOR(pg_catalog.~~) 'payymo.%'
+   AND NOT EXISTS (SELECT FROM pg_catalog.pg_roles r
+                    WHERE r.oid OPERATOR(pg_catalog.=) x.grantee AND r.rolsuper)
+UNION ALL
+-- 9. the extension itself: its schema and objects belong to superusers, and
+-- nobody else may create objects in its schema
+SELECT 'critical', 'schema payymo',
+       pg_catalog.format('owned by %I, which is not a superuser: it can drop every object of the extension', o.rolname),
+       pg_catalog.format('ALTER SCHEMA payymo OWNER TO %I;', pg_catalog.pg_get_userbyid(e.extowner))
+  FROM pg_catalog.pg_namespace n
+  JOIN pg_catalog.pg_roles o ON o.oid OPERATOR(pg_catalog.=) n.nspowner
+  JOIN pg_catalog.pg_extension e ON e.extname OPERATOR(pg_catalog.=) 'payymo'
+ WHERE n.nspname OPERATOR(pg_catalog.=) 'payymo' AND NOT o.rolsuper
+UNION ALL
+SELECT 'critical', 'schema payymo',
+       pg_catalog.format('CREATE is granted to %s', CASE WHEN x.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                                                        ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(x.grantee)) END),
+       pg_catalog.format('REVOKE CREATE ON SCHEMA payymo FROM %s;', CASE WHEN x.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                                                        ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(x.grantee)) END)
+  FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) x
+ WHERE n.nspname OPERATOR(pg_catalog.=) 'payymo'
+   AND x.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+   AND NOT EXISTS (SELECT FROM pg_catalog.pg_roles r
+                    WHERE r.oid OPERATOR(pg_catalog.=) x.grantee AND r.rolsuper)
+UNION ALL
+SELECT 'critical', pg_catalog.pg_describe_object(d.classid, d.objid, 0),
+       pg_catalog.format('object of the extension owned by %I, which is not a superuser', o.rolname),
+       pg_catalog.format('ALTER %s %s OWNER TO %I;', x.kind, x.name, pg_catalog.pg_get_userbyid(e.extowner))
+  FROM pg_catalog.pg_depend d
+  JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
+                                AND e.extname OPERATOR(pg_catalog.=) 'payymo'
+  JOIN LATERAL (
+        SELECT c.relowner AS owner, 'TABLE' AS kind, c.oid::pg_catalog.regclass::text AS name
+          FROM pg_catalog.pg_class c
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND c.oid OPERATOR(pg_catalog.=) d.objid
+        UNION ALL
+        SELECT f.proowner, 'ROUTINE', f.oid::pg_catalog.regprocedure::text
+          FROM pg_catalog.pg_proc f
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND f.oid OPERATOR(pg_catalog.=) d.objid) x ON true
+  JOIN pg_catalog.pg_roles o ON o.oid OPERATOR(pg_catalog.=) x.owner
+ WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+   AND d.deptype OPERATOR(pg_catalog.=) 'e' AND NOT o.rolsuper
+UNION ALL
+SELECT 'critical', 'role payymo_admin', 'can log in: it administers every tenant',
+       'ALTER ROLE payymo_admin NOLOGIN;  -- grant it to the administrators'' own roles instead'
+  FROM pg_catalog.pg_roles r
+ WHERE r.rolname OPERATOR(pg_catalog.=) 'payymo_admin' AND r.rolcanlogin
+UNION ALL
+-- 10. channels PostgreSQL opens between sessions of one role, which all
+-- tenants share
+SELECT 'warning', pg_catalog.format('role %I', cl.rolname),
+       'sessions of this role see each other''s query text in pg_stat_activity, whichever tenant they act for',
+       pg_catalog.format('ALTER ROLE %I SET track_activities = off;  -- or, if the application sends every value as a bind parameter, accept this warning in payymo.audit_accepted', cl.rolname)
+  FROM clients cl
+ WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_settings g
+                    WHERE g.name OPERATOR(pg_catalog.=) 'track_activities'
+                      AND g.setting OPERATOR(pg_catalog.=) 'off'
+                      AND g.source OPERATOR(pg_catalog.=) ANY (
+                          '{default,configuration file,command line,environment variable}'::text[]))
+   AND NOT EXISTS (SELECT FROM pg_catalog.pg_db_role_setting s, pg_catalog.unnest(s.setconfig) cfg
+                    WHERE s.setrole OPERATOR(pg_catalog.=) cl.oid
+                      AND s.setdatabase OPERATOR(pg_catalog.=) ANY (
+                          SELECT 0 UNION ALL
+                          SELECT d.oid FROM pg_catalog.pg_database d
+                           WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+                      AND cfg OPERATOR(pg_catalog.=) ANY ('{track_activities=off,track_activities=false,track_activities=0}'::text[]))
+UNION ALL
+SELECT 'warning', 'parameter max_prepared_transactions',
+       pg_catalog.format('is %s: a client can COMMIT or ROLLBACK PREPARED another tenant''s prepared transaction (same role)',
+                         pg_catalog.current_setting('max_prepared_transactions')),
+       'ALTER SYSTEM SET max_prepared_transactions = 0;  -- then restart'
+ WHERE pg_catalog.current_setting('max_prepared_transactions')::integer OPERATOR(pg_catalog.>) 0
+   AND EXISTS (SELECT FROM clients)
+UNION ALL
+-- 11. token columns that cannot hold encrypt_token()'s bytea
+SELECT 'warning', pg_catalog.format('column %I of %s', a.attname, tt.tbl),
+       'token column of type text: encrypt_token() returns bytea, stored here as its text form, which decrypt_token() cannot read',
+       pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I TYPE bytea USING pg_catalog.decode(pg_catalog.substr(%I, 3), ''hex'');',
+                         tt.tbl, a.attname, a.attname)
+  FROM tt
+  JOIN pg_catalog.pg_attribute a
+    ON a.attrelid OPERATOR(pg_catalog.=) tt.relid AND a.attnum OPERATOR(pg_catalog.>) 0
+   AND NOT a.attisdropped
+ WHERE tt.root IS NULL
+   AND a.attname OPERATOR(pg_catalog.~~) '%token%'
+   AND a.atttypid OPERATOR(pg_catalog.=) ANY ('{text,varchar,bpchar}'::pg_catalog.regtype[]::oid[])
+)
+SELECT f.severity, f.object, f.problem, f.fix
+  FROM findings f
+ WHERE NOT (f.severity OPERATOR(pg_catalog.=) 'warning' AND EXISTS (
+            SELECT FROM payymo.audit_accepted x
+             WHERE x.object OPERATOR(pg_catalog.=) f.object
+               AND x.problem OPERATOR(pg_catalog.=) f.problem))
+ ORDER BY 1, 2, 3
+$$;
+
+COMMENT ON FUNCTION payymo.audit() IS
+'Lints tables under tenancy and what could bypass them; each finding comes with the SQL that fixes it; no rows means clean (accepted warnings are left out)';
+
+CREATE OR REPLACE FUNCTION payymo._refuse_weakened(tables regclass[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tbl regclass;
+    p record;
+BEGIN
+    FOR tbl IN
+        SELECT DISTINCT t.relid FROM payymo.tenant_tables t
+         WHERE t.relid OPERATOR(pg_catalog.=) ANY (tables)
+    LOOP
+        SELECT * INTO p FROM payymo._tenancy_problems(tbl) LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'table % is under tenancy: this statement would weaken it', tbl
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = pg_catalog.format('After the statement: %s%s.',
+                          CASE WHEN p.object OPERATOR(pg_catalog.<>) tbl::text
+                               THEN p.object OPERATOR(pg_catalog.||) ': ' ELSE '' END,
+                          p.problem),
+                      HINT = pg_catalog.format('An administrator (superuser or payymo_admin) can call payymo.disable_tenancy(%L) to take the table out of tenancy.',
+                                               COALESCE((SELECT t.root FROM payymo.tenant_tables t
+                                                          WHERE t.relid OPERATOR(pg_catalog.=) tbl), tbl)::text);
+        END IF;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION payymo._refuse_weakened(regclass[]) IS
+'Internal: raises 42501 if any of the registered tables given has a problem payymo._tenancy_problems() reports';
+REVOKE EXECUTE ON FUNCTION payymo._refuse_weakened(regclass[]) FROM PUBLIC;
+
+-- =========================================================================
+-- Provisioning
+-- =========================================================================
+
+-- Custom domains, stored normalised (see normalize_domain), unique.  Only
+-- ASCII letters are folded, whatever the database's collation: lower()
+-- under a Turkish locale maps I to a dotless i, and the name would never
+-- match.  The regular expressions run under the C collation for the same
+-- reason.
+CREATE OR REPLACE FUNCTION payymo.normalize_domain(host text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d text COLLATE "C" := pg_catalog.translate(pg_catalog.btrim(host),
+                                   'ABCDEFGHIJKLMNOPQRSTUVWXYZ',
+                                   'abcdefghijklmnopqrstuvwxyz');
+BEGIN
+    -- Drop a port and a trailing dot: "App.Acme.Example.:443" -> "app.acme.example"
+    d := pg_catalog.regexp_replace(d, ':[0-9]{1,5}$', '');
+    d := pg_catalog.regexp_replace(d, '\.$', '');
+    IF pg_catalog.length(d) OPERATOR(pg_catalog.>) 253
+       OR d OPERATOR(pg_catalog.!~)
+          '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$'
+    THEN
+        RAISE EXCEPTION 'invalid domain name'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A domain is two or more dot-separated labels of a-z, 0-9 and "-", at most 253 characters.',
+                  HINT = 'Write internationalised names in punycode (xn--...).';
+    END IF;
+    RETURN d;
+END
+$$;
+
+COMMENT ON FUNCTION payymo.normalize_domain(text) IS
+'Folds the ASCII letters of a host name to lowercase (whatever the collation) and drops a trailing dot and a port; raises 22023 if it is not a domain name';
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON payymo.default_settings, payymo.default_features
+    TO payymo_admin;
+GRANT EXECUTE ON FUNCTION payymo.create_tenant(text, text) TO payymo_admin;
+GRANT EXECUTE ON FUNCTION payymo.suspend_tenant(bigint) TO payymo_admin;
+GRANT EXECUTE ON FUNCTION payymo.resume_tenant(bigint) TO payymo_admin;
+GRANT EXECUTE ON FUNCTION payymo.add_tenant_domain(bigint, text) TO payymo_admin;
+GRANT EXECUTE ON FUNCTION payymo.remove_tenant_domain(text) TO payymo_admin;
+GRANT EXECUTE ON FUNCTION payymo.drop_tenant(bigint, boolean) TO payymo_admin;

@@ -25,6 +25,8 @@ COMMENT ON TABLE payymo.default_features IS
 'Feature flags copied into every tenant that create_tenant() creates';
 
 REVOKE ALL ON payymo.default_settings, payymo.default_features FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON payymo.default_settings, payymo.default_features
+    TO payymo_admin;
 SELECT pg_catalog.pg_extension_config_dump('payymo.default_settings', '');
 SELECT pg_catalog.pg_extension_config_dump('payymo.default_features', '');
 
@@ -56,14 +58,20 @@ CREATE TABLE payymo.tenant_features (
     CONSTRAINT tenant_features_tenant_key UNIQUE (tenant_id, feature_key)
 );
 
--- Custom domains, stored normalised (see normalize_domain), unique.
+-- Custom domains, stored normalised (see normalize_domain), unique.  Only
+-- ASCII letters are folded, whatever the database's collation: lower()
+-- under a Turkish locale maps I to a dotless i, and the name would never
+-- match.  The regular expressions run under the C collation for the same
+-- reason.
 CREATE FUNCTION payymo.normalize_domain(host text)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    d text := pg_catalog.lower(pg_catalog.btrim(host));
+    d text COLLATE "C" := pg_catalog.translate(pg_catalog.btrim(host),
+                                   'ABCDEFGHIJKLMNOPQRSTUVWXYZ',
+                                   'abcdefghijklmnopqrstuvwxyz');
 BEGIN
     -- Drop a port and a trailing dot: "App.Acme.Example.:443" -> "app.acme.example"
     d := pg_catalog.regexp_replace(d, ':[0-9]{1,5}$', '');
@@ -82,7 +90,7 @@ END
 $$;
 
 COMMENT ON FUNCTION payymo.normalize_domain(text) IS
-'Lowercases a host name and drops a trailing dot and a port; raises 22023 if it is not a domain name';
+'Folds the ASCII letters of a host name to lowercase (whatever the collation) and drops a trailing dot and a port; raises 22023 if it is not a domain name';
 
 CREATE TABLE payymo.tenant_domains (
     domain text PRIMARY KEY
@@ -256,6 +264,7 @@ COMMENT ON FUNCTION payymo.create_tenant(text, text) IS
 'Creates a tenant with the default settings and features and its first API key, atomically';
 
 REVOKE EXECUTE ON FUNCTION payymo.create_tenant(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION payymo.create_tenant(text, text) TO payymo_admin;
 
 CREATE FUNCTION payymo.suspend_tenant(tenant_id bigint)
 RETURNS void
@@ -276,6 +285,7 @@ COMMENT ON FUNCTION payymo.suspend_tenant(bigint) IS
 'Suspends a tenant: its API keys stop working';
 
 REVOKE EXECUTE ON FUNCTION payymo.suspend_tenant(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION payymo.suspend_tenant(bigint) TO payymo_admin;
 
 CREATE FUNCTION payymo.resume_tenant(tenant_id bigint)
 RETURNS void
@@ -296,6 +306,7 @@ COMMENT ON FUNCTION payymo.resume_tenant(bigint) IS
 'Resumes a suspended tenant';
 
 REVOKE EXECUTE ON FUNCTION payymo.resume_tenant(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION payymo.resume_tenant(bigint) TO payymo_admin;
 
 CREATE FUNCTION payymo.add_tenant_domain(tenant_id bigint, domain text)
 RETURNS text
@@ -327,6 +338,7 @@ COMMENT ON FUNCTION payymo.add_tenant_domain(bigint, text) IS
 'Assigns a custom domain to a tenant; returns it normalised';
 
 REVOKE EXECUTE ON FUNCTION payymo.add_tenant_domain(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION payymo.add_tenant_domain(bigint, text) TO payymo_admin;
 
 CREATE FUNCTION payymo.remove_tenant_domain(domain text)
 RETURNS boolean
@@ -344,6 +356,7 @@ COMMENT ON FUNCTION payymo.remove_tenant_domain(text) IS
 'Removes a custom domain; false when it was not assigned';
 
 REVOKE EXECUTE ON FUNCTION payymo.remove_tenant_domain(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION payymo.remove_tenant_domain(text) TO payymo_admin;
 
 -- Public: a router resolves Host headers before any tenant is known.  It
 -- returns routing and branding only, and never sets a context.
@@ -417,3 +430,4 @@ COMMENT ON FUNCTION payymo.drop_tenant(bigint, boolean) IS
 'Deletes a tenant and all its rows in every tenancy table (children first); refuses an active tenant unless force; returns rows deleted';
 
 REVOKE EXECUTE ON FUNCTION payymo.drop_tenant(bigint, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION payymo.drop_tenant(bigint, boolean) TO payymo_admin;

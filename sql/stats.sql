@@ -5,6 +5,7 @@
 -- Need shared_preload_libraries = 'payymo'; otherwise they raise 55000.
 
 CREATE FUNCTION payymo.tenant_stats(
+    OUT datid oid,
     OUT tenant_id bigint,
     OUT statements bigint,
     OUT rows bigint,
@@ -17,22 +18,24 @@ LANGUAGE C VOLATILE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'payymo_tenant_stats';
 
 COMMENT ON FUNCTION payymo.tenant_stats() IS
-'Per-tenant counters from shared memory (use the view payymo.tenant_stats); raises 55000 without shared_preload_libraries';
+'Per-tenant counters from shared memory, of every database (datid); the view payymo.tenant_stats shows the current one; raises 55000 without shared_preload_libraries';
 
 REVOKE EXECUTE ON FUNCTION payymo.tenant_stats() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION payymo.tenant_stats() TO pg_monitor;
+GRANT EXECUTE ON FUNCTION payymo.tenant_stats() TO pg_monitor, payymo_admin;
 
 CREATE VIEW payymo.tenant_stats AS
 SELECT s.tenant_id, t.slug, s.statements, s.rows, s.total_exec_time,
        s.denied, s.rate_limited, s.last_activity
   FROM payymo.tenant_stats() s
-  LEFT JOIN payymo.tenants t ON t.id OPERATOR(pg_catalog.=) s.tenant_id;
+  LEFT JOIN payymo.tenants t ON t.id OPERATOR(pg_catalog.=) s.tenant_id
+ WHERE s.datid OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                        WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database());
 
 COMMENT ON VIEW payymo.tenant_stats IS
-'Per tenant: top-level statements, rows, total execution time (ms), denied and rate-limited attempts, last activity; pg_monitor and superusers only';
+'Per tenant of the current database: top-level statements, rows, total execution time (ms), denied and rate-limited attempts, last activity; pg_monitor, payymo_admin and superusers only';
 
 REVOKE ALL ON payymo.tenant_stats FROM PUBLIC;
-GRANT SELECT ON payymo.tenant_stats TO pg_monitor;
+GRANT SELECT ON payymo.tenant_stats TO pg_monitor, payymo_admin;
 
 CREATE FUNCTION payymo.tenant_stats_reset(tenant_id bigint DEFAULT NULL)
 RETURNS void
@@ -40,6 +43,7 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'payymo_tenant_stats_reset';
 
 COMMENT ON FUNCTION payymo.tenant_stats_reset(bigint) IS
-'Zeroes the counters in payymo.tenant_stats, of one tenant or (NULL) all; keeps rate-limit buckets; raises 55000 without shared_preload_libraries';
+'Zeroes the counters in payymo.tenant_stats, of one tenant of the current database or (NULL) all of them; keeps rate-limit buckets; raises 55000 without shared_preload_libraries';
 
 REVOKE EXECUTE ON FUNCTION payymo.tenant_stats_reset(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION payymo.tenant_stats_reset(bigint) TO payymo_admin;

@@ -52,24 +52,28 @@ AS 'MODULE_PATHNAME', 'payymo_refuse_truncate';
 COMMENT ON FUNCTION payymo.refuse_truncate() IS
 'Statement trigger of tables under tenancy: refuses TRUNCATE, which ignores row level security, with 42501';
 
--- Ownership tickets (src/tenancy.c): the public functions are SECURITY
--- INVOKER wrappers that check, as the real caller, that it owns the tables,
--- then call a SECURITY DEFINER worker that consumes the ticket.
-CREATE FUNCTION payymo._issue_ticket(tbl regclass, tbl2 regclass)
+-- Tickets (src/tenancy.c): the public functions are SECURITY INVOKER
+-- wrappers that check, as the real caller, that it may do the work -- own
+-- the tables to put them under tenancy, be a superuser or a member of
+-- payymo_admin to take one out (weakens) -- then call a SECURITY DEFINER
+-- worker that consumes the ticket.
+CREATE FUNCTION payymo._issue_ticket(tbl regclass, tbl2 regclass,
+                                     weakens boolean DEFAULT false)
 RETURNS void
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'payymo_issue_ticket';
 
-COMMENT ON FUNCTION payymo._issue_ticket(regclass, regclass) IS
-'Internal: raises 42501 unless current_user owns the tables and their partitions, then records a one-call ticket for them';
+COMMENT ON FUNCTION payymo._issue_ticket(regclass, regclass, boolean) IS
+'Internal: raises 42501 unless current_user may do the work (owns the tables and their partitions; to weaken: superuser or payymo_admin member), then records a one-call ticket for them';
 
-CREATE FUNCTION payymo._take_ticket(tbl regclass, tbl2 regclass)
+CREATE FUNCTION payymo._take_ticket(tbl regclass, tbl2 regclass,
+                                    weakens boolean DEFAULT false)
 RETURNS void
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'payymo_take_ticket';
 
-COMMENT ON FUNCTION payymo._take_ticket(regclass, regclass) IS
-'Internal: consumes the ticket for the tables, raising 42501 when there is none';
+COMMENT ON FUNCTION payymo._take_ticket(regclass, regclass, boolean) IS
+'Internal: consumes the ticket for the tables and that kind of work, raising 42501 when there is none';
 
 -- The workers run every statement on the caller's table through this, so
 -- that the table's triggers, CHECK constraints, index expressions and rules
@@ -86,55 +90,90 @@ COMMENT ON FUNCTION payymo._as_table_owner(regclass, text, boolean) IS
 
 REVOKE EXECUTE ON FUNCTION payymo._as_table_owner(regclass, text, boolean) FROM PUBLIC;
 
--- What is wrong with a registered table, or NULL when it is intact.
-CREATE FUNCTION payymo._tenancy_problem(tbl regclass)
-RETURNS text
+-- What an intact table under tenancy is, in one place: the DDL guard
+-- refuses a statement after which a registered table has any of these
+-- problems, and payymo.audit() reports each of them as critical.  One row
+-- per problem (object, problem, fix); none when the table is intact or not
+-- registered (or still being set up: policy_qual NULL).
+--
+-- The row trigger must be BEFORE INSERT OR UPDATE FOR EACH ROW, on all
+-- columns, without WHEN, with the tenant column as its argument (tgtype
+-- 23 = ROW 1 + BEFORE 2 + INSERT 4 + UPDATE 16); the TRUNCATE guard BEFORE
+-- TRUNCATE FOR EACH STATEMENT (34 = BEFORE 2 + TRUNCATE 32).  Any other
+-- permissive policy is OR-ed with payymo's and widens access.
+CREATE FUNCTION payymo._tenancy_problems(tbl regclass)
+RETURNS TABLE (object text, problem text, fix text)
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE
-        WHEN NOT c.relrowsecurity THEN 'row level security is disabled'
-        WHEN NOT c.relforcerowsecurity THEN 'row level security is not forced'
-        WHEN a.attnum IS NULL THEN pg_catalog.format('tenant column %I is missing', t.tenant_column)
-        WHEN NOT a.attnotnull THEN pg_catalog.format('tenant column %I allows NULL', t.tenant_column)
-        WHEN p.oid IS NULL THEN 'policy payymo_tenant_isolation is missing'
-        WHEN NOT p.polpermissive
-          OR p.polcmd OPERATOR(pg_catalog.<>) '*'
-          OR p.polroles OPERATOR(pg_catalog.<>) '{0}'::oid[]
-          OR pg_catalog.pg_get_expr(p.polqual, p.polrelid) IS DISTINCT FROM t.policy_qual
-          OR pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) IS DISTINCT FROM t.policy_qual
-            THEN 'policy payymo_tenant_isolation was changed'
-        WHEN NOT EXISTS (
-            SELECT FROM pg_catalog.pg_trigger g
-             WHERE g.tgrelid OPERATOR(pg_catalog.=) c.oid
-               AND g.tgname OPERATOR(pg_catalog.=) 'payymo_stamp_tenant'
-               AND g.tgfoid OPERATOR(pg_catalog.=) 'payymo.stamp_tenant()'::pg_catalog.regprocedure
-               AND g.tgenabled OPERATOR(pg_catalog.=) ANY ('{O,A}'::"char"[])
-               AND pg_catalog.encode(g.tgargs, 'escape')
-                   OPERATOR(pg_catalog.=) (t.tenant_column::text OPERATOR(pg_catalog.||) '\000'))
-            THEN 'trigger payymo_stamp_tenant is missing or disabled'
-        WHEN NOT EXISTS (
-            SELECT FROM pg_catalog.pg_trigger g
-             WHERE g.tgrelid OPERATOR(pg_catalog.=) c.oid
-               AND g.tgname OPERATOR(pg_catalog.=) 'payymo_refuse_truncate'
-               AND g.tgfoid OPERATOR(pg_catalog.=) 'payymo.refuse_truncate()'::pg_catalog.regprocedure
-               AND g.tgenabled OPERATOR(pg_catalog.=) ANY ('{O,A}'::"char"[]))
-            THEN 'trigger payymo_refuse_truncate is missing or disabled'
-        END
-      FROM payymo.tenant_tables t
-      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid
-      LEFT JOIN pg_catalog.pg_attribute a
-        ON a.attrelid OPERATOR(pg_catalog.=) c.oid
-       AND a.attname OPERATOR(pg_catalog.=) t.tenant_column
-       AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
-      LEFT JOIN pg_catalog.pg_policy p
-        ON p.polrelid OPERATOR(pg_catalog.=) c.oid
-       AND p.polname OPERATOR(pg_catalog.=) 'payymo_tenant_isolation'
-     WHERE t.relid OPERATOR(pg_catalog.=) tbl
+    WITH t AS (
+        SELECT t.relid, t.relid::text AS name, t.tenant_column, t.policy_qual,
+               c.relrowsecurity, c.relforcerowsecurity, a.attnum, a.attnotnull,
+               pg_catalog.format('SELECT payymo.enable_tenancy(%L, %L);',
+                                 COALESCE(t.root, t.relid)::text, t.tenant_column) AS repair
+          FROM payymo.tenant_tables t
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid
+          LEFT JOIN pg_catalog.pg_attribute a
+            ON a.attrelid OPERATOR(pg_catalog.=) c.oid
+           AND a.attname OPERATOR(pg_catalog.=) t.tenant_column
+           AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+         WHERE t.relid OPERATOR(pg_catalog.=) tbl AND t.policy_qual IS NOT NULL
+    )
+    SELECT t.name, 'row level security is not enabled', t.repair
+      FROM t WHERE NOT t.relrowsecurity
+    UNION ALL
+    SELECT t.name, 'row level security is not forced: the owner bypasses it',
+           pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY;', t.name)
+      FROM t WHERE NOT t.relforcerowsecurity
+    UNION ALL
+    SELECT t.name, pg_catalog.format('tenant column %I is missing', t.tenant_column), t.repair
+      FROM t WHERE t.attnum IS NULL
+    UNION ALL
+    SELECT t.name, pg_catalog.format('tenant column %I allows NULL', t.tenant_column),
+           pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL;', t.name, t.tenant_column)
+      FROM t WHERE NOT t.attnotnull
+    UNION ALL
+    SELECT t.name, 'policy payymo_tenant_isolation is missing or was changed', t.repair
+      FROM t
+     WHERE NOT EXISTS (
+            SELECT FROM pg_catalog.pg_policy p
+             WHERE p.polrelid OPERATOR(pg_catalog.=) t.relid
+               AND p.polname OPERATOR(pg_catalog.=) 'payymo_tenant_isolation'
+               AND p.polpermissive AND p.polcmd OPERATOR(pg_catalog.=) '*'
+               AND p.polroles OPERATOR(pg_catalog.=) '{0}'::oid[]
+               AND pg_catalog.pg_get_expr(p.polqual, p.polrelid) OPERATOR(pg_catalog.=) t.policy_qual
+               AND pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) OPERATOR(pg_catalog.=) t.policy_qual)
+    UNION ALL
+    SELECT pg_catalog.format('policy %I on %s', p.polname, t.name),
+           CASE WHEN p.polqual IS NULL
+                  OR pg_catalog.pg_get_expr(p.polqual, p.polrelid) OPERATOR(pg_catalog.=) 'true'
+                THEN 'always-true permissive policy: every tenant''s rows are visible'
+                ELSE 'permissive policy OR-ed with payymo_tenant_isolation widens access' END,
+           pg_catalog.format('DROP POLICY %I ON %s;  -- or create it again AS RESTRICTIVE', p.polname, t.name)
+      FROM t JOIN pg_catalog.pg_policy p ON p.polrelid OPERATOR(pg_catalog.=) t.relid
+     WHERE p.polname OPERATOR(pg_catalog.<>) 'payymo_tenant_isolation' AND p.polpermissive
+    UNION ALL
+    SELECT t.name, pg_catalog.format('trigger %s is missing, disabled or was changed', g.name), t.repair
+      FROM t
+     CROSS JOIN (VALUES ('payymo_stamp_tenant', 'payymo.stamp_tenant()', 23::int2, true),
+                        ('payymo_refuse_truncate', 'payymo.refuse_truncate()', 34::int2, false))
+             AS g(name, func, tgtype, with_column)
+     WHERE NOT EXISTS (
+            SELECT FROM pg_catalog.pg_trigger x
+             WHERE x.tgrelid OPERATOR(pg_catalog.=) t.relid
+               AND x.tgname OPERATOR(pg_catalog.=) g.name
+               AND x.tgfoid OPERATOR(pg_catalog.=) g.func::pg_catalog.regprocedure
+               AND x.tgtype OPERATOR(pg_catalog.=) g.tgtype
+               AND x.tgenabled OPERATOR(pg_catalog.=) ANY ('{O,A}'::"char"[])
+               AND x.tgqual IS NULL
+               AND pg_catalog.cardinality(x.tgattr::int2[]) OPERATOR(pg_catalog.=) 0
+               AND pg_catalog.encode(x.tgargs, 'escape') OPERATOR(pg_catalog.=)
+                   CASE WHEN g.with_column
+                        THEN t.tenant_column::text OPERATOR(pg_catalog.||) '\000' ELSE '' END)
 $$;
 
-COMMENT ON FUNCTION payymo._tenancy_problem(regclass) IS
-'Internal: what weakens a registered table under tenancy, or NULL when it is intact';
+COMMENT ON FUNCTION payymo._tenancy_problems(regclass) IS
+'Internal: what weakens a registered table under tenancy, one row per problem with its fix; no rows when it is intact (the DDL guard and audit() both use it)';
 
 -- RLS, FORCE, the policy, the triggers and the registration of one relation
 -- (the table enable_tenancy was called on, or one of its partitions).  The
@@ -275,6 +314,7 @@ DECLARE
     prefix text;
     owner regrole;
     granted boolean;
+    pol record;
 BEGIN
     -- The ticket first: an error below must not leave it unconsumed.
     PERFORM payymo._take_ticket(tbl, NULL);
@@ -326,13 +366,35 @@ BEGIN
         RAISE EXCEPTION 'column % of table % must not be generated or an identity column', tenant_column, tbl
             USING ERRCODE = 'invalid_table_definition';
     END IF;
+    -- Other permissive policies are OR-ed with payymo's and would widen it.
+    SELECT p.polname, p.polrelid::regclass AS rel INTO pol
+      FROM pg_catalog.pg_policy p
+     WHERE p.polrelid OPERATOR(pg_catalog.=) ANY (
+               SELECT pt.relid FROM pg_catalog.pg_partition_tree(tbl) pt
+               UNION SELECT tbl)
+       AND p.polname OPERATOR(pg_catalog.<>) 'payymo_tenant_isolation' AND p.polpermissive
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'table % has the permissive policy %', pol.rel, pol.polname
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Permissive policies are OR-ed with payymo_tenant_isolation, so it would let rows of other tenants through.',
+                  HINT = 'Drop it, or create it again AS RESTRICTIVE, then call payymo.enable_tenancy() again.';
+    END IF;
 
     -- Unregister while working, so that the DDL guard lets the repairs through.
     DELETE FROM payymo.tenant_tables t
      WHERE t.relid OPERATOR(pg_catalog.=) tbl OR t.root OPERATOR(pg_catalog.=) tbl;
 
     IF att.attnum IS NULL THEN
-        -- Existing rows get the current tenant (no context: 42501 unless empty).
+        -- Existing rows get the current tenant.
+        IF pg_catalog.current_setting('payymo.tenant_id') OPERATOR(pg_catalog.=) ''
+           AND payymo._as_table_owner(tbl, pg_catalog.format('SELECT FROM %s LIMIT 1', tbl), true)
+               OPERATOR(pg_catalog.>) 0 THEN
+            RAISE EXCEPTION 'table % has rows, and no tenant context is set to give them', tbl
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = pg_catalog.format('The new column %I gets the current tenant in every existing row.', tenant_column),
+                      HINT = 'In the same transaction, call payymo.assume_tenant(<tenant id>) first (as a role granted it), or add and fill the tenant column yourself.';
+        END IF;
         PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
             'ALTER TABLE %s ADD COLUMN %I bigint', tbl, tenant_column));
         PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
@@ -445,7 +507,7 @@ DECLARE
     part regclass;
 BEGIN
     -- The ticket first: an error below must not leave it unconsumed.
-    PERFORM payymo._take_ticket(tbl, NULL);
+    PERFORM payymo._take_ticket(tbl, NULL, true);
     IF tbl IS NULL THEN
         RAISE EXCEPTION 'tbl must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -501,13 +563,13 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM payymo._issue_ticket(tbl, NULL);
+    PERFORM payymo._issue_ticket(tbl, NULL, true);
     PERFORM payymo._disable_tenancy(tbl);
 END
 $$;
 
 COMMENT ON FUNCTION payymo.disable_tenancy(regclass) IS
-'Takes a table out of tenancy: drops the policy, triggers and default and disables row level security; the column, its keys and the data stay; the caller must own the table';
+'Takes a table out of tenancy: drops the policy, triggers and default and disables row level security; the column, its keys and the data stay; for superusers and members of payymo_admin only';
 
 -- SECURITY DEFINER because validating the new key reads both tables, which
 -- row level security (FORCEd, with no tenant context) would hide from their

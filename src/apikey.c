@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * apikey.c
- *	  API keys: issuing them and verifying them in payymo.set_tenant().
+ *	  Setting the tenant context: payymo.set_tenant() with an API key,
+ *	  payymo.assume_tenant() for trusted jobs, and issuing API keys.
  *
  * Format (81 characters, all lowercase RFC 4648 base32 after the prefix):
  *
@@ -15,9 +16,17 @@
  * a fast hash is enough because the secret has full entropy, and it keeps
  * set_tenant() at microseconds rather than Argon2's ~100 ms.
  *
- * Every verification failure -- malformed, unknown, revoked, expired key,
- * suspended tenant -- raises the same 28000 error, hides the statement (it
- * may hold the key) and clears any previous context.
+ * Verification reads the key's row through the primary-key index and
+ * compares the hashes in constant time before anything else, so an unknown
+ * key id and a known one with a wrong secret do the same work; only a key
+ * whose secret matched leads to the tenant's row (status, rate limit), and
+ * only such a key's refusal (revoked, expired, suspended tenant) is
+ * attributed to its tenant.  Every failure -- malformed, unknown, wrong
+ * secret, revoked, expired, suspended -- raises the same 28000 error and
+ * hides the statement (it may hold the key).
+ *
+ * Both set_tenant() and assume_tenant() start with payymo_context_begin(),
+ * so any failure at all, not only a bad key, clears the context (context.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -52,14 +61,15 @@
 #define LAST_USED_GRANULARITY_SECS 60
 
 PG_FUNCTION_INFO_V1(payymo_set_tenant);
+PG_FUNCTION_INFO_V1(payymo_assume_tenant);
 PG_FUNCTION_INFO_V1(payymo_issue_api_key);
 
 static SPIPlanPtr touch_plan = NULL;
 
 /*
- * The columns set_tenant() reads, by position in the tables the extension
- * script creates (upgrade scripts may only append columns).  Checked by
- * name once per backend, so a mismatch is an error, not a misread.
+ * The columns read here, by position in the tables the extension script
+ * creates (upgrade scripts may only append columns).  Checked by name once
+ * per backend, so a mismatch is an error, not a misread.
  */
 enum
 {
@@ -77,6 +87,13 @@ enum
 	TENANTS_RATE_LIMIT = 5,
 };
 
+/* What set_tenant() and assume_tenant() need of a tenant's row. */
+typedef struct TenantRow
+{
+	bool		active;
+	int32		rate_limit;		/* rate_limit_per_second; 0: none */
+} TenantRow;
+
 static void
 check_column(Relation rel, AttrNumber attnum, const char *name)
 {
@@ -92,8 +109,7 @@ check_column(Relation rel, AttrNumber attnum, const char *name)
 static Relation
 open_payymo_table(const char *name, Oid *pkey)
 {
-	Oid			nsp = get_namespace_oid("payymo", false);
-	Oid			relid = get_relname_relid(name, nsp);
+	Oid			relid = get_relname_relid(name, get_namespace_oid("payymo", false));
 	Relation	rel;
 
 	if (!OidIsValid(relid))
@@ -103,23 +119,97 @@ open_payymo_table(const char *name, Oid *pkey)
 	return rel;
 }
 
+static Relation
+open_key_store(Oid *pkey)
+{
+	static bool checked = false;
+	Relation	rel = open_payymo_table("api_key_store", pkey);
+
+	if (!checked)
+	{
+		check_column(rel, STORE_KEY_ID, "key_id");
+		check_column(rel, STORE_TENANT_ID, "tenant_id");
+		check_column(rel, STORE_SECRET_HASH, "secret_hash");
+		check_column(rel, STORE_EXPIRES_AT, "expires_at");
+		check_column(rel, STORE_REVOKED_AT, "revoked_at");
+		check_column(rel, STORE_LAST_USED_AT, "last_used_at");
+		checked = true;
+	}
+	return rel;
+}
+
+static Relation
+open_tenants(Oid *pkey)
+{
+	static bool checked = false;
+	Relation	rel = open_payymo_table("tenants", pkey);
+
+	if (!checked)
+	{
+		check_column(rel, TENANTS_ID, "id");
+		check_column(rel, TENANTS_STATUS, "status");
+		check_column(rel, TENANTS_RATE_LIMIT, "rate_limit_per_second");
+		checked = true;
+	}
+	return rel;
+}
+
 /* The first tuple whose primary key equals value, or NULL. */
 static HeapTuple
 fetch_by_pkey(Relation rel, Oid pkey, RegProcedure eqproc, Oid collation,
-			  Datum value, SysScanDesc *scan)
+			  Datum value, Snapshot snapshot, SysScanDesc *scan)
 {
 	ScanKeyData skey;
 
 	ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   collation, eqproc, value);
-	*scan = systable_beginscan(rel, pkey, true, GetLatestSnapshot(), 1, &skey);
+	*scan = systable_beginscan(rel, pkey, true, snapshot, 1, &skey);
 	return systable_getnext(*scan);
 }
 
 /*
+ * Read a tenant's row, or return false when it does not exist.  Reads with
+ * the latest snapshot, so that a suspension takes effect for the next call
+ * even in a REPEATABLE READ transaction that started before it.  Row level
+ * security on payymo.tenants does not apply to this read.
+ */
+static bool
+read_tenant(PayymoTenantId tenant, TenantRow *row)
+{
+	Oid			pkey;
+	Relation	rel = open_tenants(&pkey);
+	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found;
+
+	tup = fetch_by_pkey(rel, pkey, F_INT8EQ, InvalidOid, Int64GetDatum(tenant),
+						snapshot, &scan);
+	found = HeapTupleIsValid(tup);
+	if (found)
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+		text	   *status = DatumGetTextPP(heap_getattr(tup, TENANTS_STATUS, desc, &isnull));
+		Datum		limit = heap_getattr(tup, TENANTS_RATE_LIMIT, desc, &isnull);
+
+		row->active = VARSIZE_ANY_EXHDR(status) == strlen("active") &&
+			memcmp(VARDATA_ANY(status), "active", strlen("active")) == 0;
+		row->rate_limit = isnull ? 0 : DatumGetInt32(limit);
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
  * Record that the key was used, at most once a minute: as the table's
- * owner (the client may not write it), never in a read-only transaction or
- * on a standby, and without waiting for a row someone else has locked.
+ * owner (the client may not write it), without waiting for a row someone
+ * else has locked -- and never where the write could fail a valid call: in
+ * a read-only transaction, on a standby, or under REPEATABLE READ or
+ * SERIALIZABLE, where a row another session touched after the snapshot
+ * would raise a serialization failure.
  */
 static void
 touch_key(Oid owner, Datum key_id)
@@ -129,22 +219,26 @@ touch_key(Oid owner, Datum key_id)
 	int			save_sec_context;
 	int			ret;
 
-	if (XactReadOnly || RecoveryInProgress())
+	if (XactReadOnly || RecoveryInProgress() || IsolationUsesXactSnapshot())
 		return;
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	if (touch_plan == NULL)
 	{
-		touch_plan = SPI_prepare("UPDATE payymo.api_key_store SET last_used_at = pg_catalog.now()"
-								 " WHERE key_id OPERATOR(pg_catalog.=) ("
-								 "   SELECT key_id FROM payymo.api_key_store"
-								 "    WHERE key_id OPERATOR(pg_catalog.=) $1"
-								 "    FOR UPDATE SKIP LOCKED)",
-								 1, argtypes);
-		if (touch_plan == NULL)
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare("UPDATE payymo.api_key_store SET last_used_at = pg_catalog.now()"
+						   " WHERE key_id OPERATOR(pg_catalog.=) ("
+						   "   SELECT key_id FROM payymo.api_key_store"
+						   "    WHERE key_id OPERATOR(pg_catalog.=) $1"
+						   "    FOR UPDATE SKIP LOCKED)",
+						   1, argtypes);
+		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(touch_plan);
+		SPI_keepplan(plan);
+		touch_plan = plan;
 	}
 	ret = SPI_execute_plan(touch_plan, &key_id, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
@@ -154,25 +248,21 @@ touch_key(Oid owner, Datum key_id)
 }
 
 /*
- * Look the key up and compare hashes in constant time.  Returns the tenant,
- * or PAYYMO_NO_TENANT when the key must be refused.  *owner is the tenant
- * the key id belongs to (or PAYYMO_NO_TENANT), even when the key is
- * refused; *rate_limit is that tenant's rate_limit_per_second (0: none).
+ * Verify a well-formed key.  Returns its tenant, or PAYYMO_NO_TENANT when
+ * the key must be refused; then *owner is the key's tenant if the secret
+ * matched (a revoked or expired key, a suspended tenant), and
+ * PAYYMO_NO_TENANT otherwise.  *rate_limit is the tenant's limit.
  *
  * It reads with the latest snapshot and the current time, so that a
  * revocation, suspension or expiry takes effect for the next call even in a
- * REPEATABLE READ transaction that started before it.
- *
- * This is the hot path of every request, so it reads the two primary-key
- * indexes directly instead of planning a query through SPI; that also means
- * set_tenant() needs no SECURITY DEFINER (and no search_path switch) to
- * read tables the client may not.  Row level security on payymo.tenants
- * does not apply to these reads.
+ * REPEATABLE READ transaction that started before it.  This is the hot path
+ * of every request, so it reads the primary-key indexes directly instead of
+ * planning a query through SPI; that also means set_tenant() needs no
+ * SECURITY DEFINER to read tables the client may not.
  */
 static PayymoTenantId
 verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit)
 {
-	static bool columns_checked = false;
 	unsigned char presented[KEY_HASH_BYTES];
 	unsigned char stored[KEY_HASH_BYTES];
 	PayymoTenantId tenant = PAYYMO_NO_TENANT;
@@ -180,37 +270,22 @@ verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit)
 	bool		stale = false;
 	TimestampTz now = GetCurrentTimestamp();
 	Datum		key_id = PointerGetDatum(cstring_to_text_with_len(key + KEY_ID_OFFSET, KEY_ID_CHARS));
-	Relation	store;
-	Relation	tenants;
-	Oid			store_pkey;
-	Oid			tenants_pkey;
+	Oid			pkey;
+	Relation	store = open_key_store(&pkey);
+	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	SysScanDesc scan;
 	HeapTuple	tup;
-	bool		isnull;
+	TenantRow	row;
 
 	memset(stored, 0, sizeof(stored));
 	payymo_apikey_hash(key, presented);
 
-	store = open_payymo_table("api_key_store", &store_pkey);
-	tenants = open_payymo_table("tenants", &tenants_pkey);
-	if (!columns_checked)
-	{
-		check_column(store, STORE_KEY_ID, "key_id");
-		check_column(store, STORE_TENANT_ID, "tenant_id");
-		check_column(store, STORE_SECRET_HASH, "secret_hash");
-		check_column(store, STORE_EXPIRES_AT, "expires_at");
-		check_column(store, STORE_REVOKED_AT, "revoked_at");
-		check_column(store, STORE_LAST_USED_AT, "last_used_at");
-		check_column(tenants, TENANTS_ID, "id");
-		check_column(tenants, TENANTS_STATUS, "status");
-		check_column(tenants, TENANTS_RATE_LIMIT, "rate_limit_per_second");
-		columns_checked = true;
-	}
-
-	tup = fetch_by_pkey(store, store_pkey, F_TEXTEQ, DEFAULT_COLLATION_OID, key_id, &scan);
+	tup = fetch_by_pkey(store, pkey, F_TEXTEQ, DEFAULT_COLLATION_OID, key_id,
+						snapshot, &scan);
 	if (HeapTupleIsValid(tup))
 	{
 		TupleDesc	desc = RelationGetDescr(store);
+		bool		isnull;
 		bytea	   *hash;
 		Datum		expires;
 		Datum		last_used;
@@ -228,47 +303,41 @@ verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit)
 			DatumGetTimestampTz(last_used) < now - LAST_USED_GRANULARITY_SECS * USECS_PER_SEC;
 	}
 	systable_endscan(scan);
+	UnregisterSnapshot(snapshot);
+
+	/* The secret decides first, compared even when no row was found. */
+	if (sodium_memcmp(presented, stored, KEY_HASH_BYTES) != 0)
+		tenant = PAYYMO_NO_TENANT;
+	*owner = tenant;
+	sodium_memzero(presented, sizeof(presented));
+	sodium_memzero(stored, sizeof(stored));
 
 	if (tenant != PAYYMO_NO_TENANT)
 	{
-		tup = fetch_by_pkey(tenants, tenants_pkey, F_INT8EQ, InvalidOid,
-							Int64GetDatum(tenant), &scan);
-		if (HeapTupleIsValid(tup))
-		{
-			TupleDesc	desc = RelationGetDescr(tenants);
-			text	   *status = DatumGetTextPP(heap_getattr(tup, TENANTS_STATUS, desc, &isnull));
-			Datum		limit;
-
-			usable = usable && VARSIZE_ANY_EXHDR(status) == strlen("active") &&
-				memcmp(VARDATA_ANY(status), "active", strlen("active")) == 0;
-			limit = heap_getattr(tup, TENANTS_RATE_LIMIT, desc, &isnull);
-			*rate_limit = isnull ? 0 : DatumGetInt32(limit);
-		}
-		else
-			usable = false;
-		systable_endscan(scan);
+		if (!read_tenant(tenant, &row))
+			row.active = false;
+		usable = usable && row.active;
+		*rate_limit = row.rate_limit;
+		if (!usable)
+			tenant = PAYYMO_NO_TENANT;
+		else if (stale)
+			touch_key(store->rd_rel->relowner, key_id);
 	}
-	*owner = tenant;
 
-	/* Compare even when no row was found, so timing says nothing. */
-	if (sodium_memcmp(presented, stored, KEY_HASH_BYTES) != 0 || !usable)
-		tenant = PAYYMO_NO_TENANT;
-	else if (stale)
-		touch_key(store->rd_rel->relowner, key_id);
-
-	table_close(tenants, AccessShareLock);
 	table_close(store, AccessShareLock);
-	sodium_memzero(presented, sizeof(presented));
-	sodium_memzero(stored, sizeof(stored));
 	return tenant;
 }
 
+/*
+ * Raise the one authentication error.  The event names the key's tenant
+ * only when the secret matched, and the key id when the key was well
+ * formed (it is public, and tells an administrator which key was probed).
+ */
 static void
 pg_attribute_noreturn()
-authentication_failed(PayymoTenantId owner)
+authentication_failed(PayymoTenantId owner, const char *key_id)
 {
-	payymo_security_event(PAYYMO_EVENT_BAD_KEY, owner);
-	payymo_context_fail_closed();
+	payymo_security_event(PAYYMO_EVENT_BAD_KEY, owner, key_id);
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 			 errmsg("invalid API key"),
@@ -278,8 +347,8 @@ authentication_failed(PayymoTenantId owner)
 
 /*
  * Error context callback of set_tenant(): whatever error is raised while it
- * runs -- ours, SPI's, the rate limiter's -- the statement, which may hold
- * the key, stays out of the server log.
+ * runs -- ours, SPI's, the rate limiter's, a cancel -- the statement, which
+ * may hold the key, stays out of the server log.
  */
 static void
 hide_statement(void *arg)
@@ -288,47 +357,120 @@ hide_statement(void *arg)
 }
 
 /*
+ * A transaction-scoped context set outside a transaction block ends with
+ * the statement: warn, as SET LOCAL does.
+ */
+static void
+warn_if_statement_scoped(const char *function, bool is_local)
+{
+	if (is_local && !IsTransactionBlock())
+		ereport(WARNING,
+				(errcode(ERRCODE_NO_ACTIVE_SQL_TRANSACTION),
+				 errmsg("%s outside a transaction block sets the tenant for this statement only", function),
+				 errhint("Call it after BEGIN, in the transaction it is meant for, or pass is_local => false for the session.")));
+}
+
+static void
+require_not_null(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}
+
+/*
  * payymo.set_tenant(api_key text, is_local boolean) RETURNS bigint
  */
 Datum
 payymo_set_tenant(PG_FUNCTION_ARGS)
 {
+	PayymoContextAttempt attempt;
 	text	   *arg;
 	char		key[KEY_LEN + 1];
+	char		key_id[KEY_ID_CHARS + 1];
+	bool		well_formed;
 	PayymoTenantId tenant;
 	PayymoTenantId owner = PAYYMO_NO_TENANT;
 	int32		rate_limit = 0;
+	bool		is_local;
 	ErrorContextCallback errcallback;
 
 	errcallback.callback = hide_statement;
 	errcallback.arg = NULL;
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
+	payymo_context_begin(&attempt);
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("is_local must not be null")));
+	require_not_null(fcinfo, 1, "is_local");
+	is_local = PG_GETARG_BOOL(1);
 	if (PG_ARGISNULL(0))
-		authentication_failed(PAYYMO_NO_TENANT);
+		authentication_failed(PAYYMO_NO_TENANT, NULL);
 
 	arg = PG_GETARG_TEXT_PP(0);
 	if (VARSIZE_ANY_EXHDR(arg) != KEY_LEN)
-		authentication_failed(PAYYMO_NO_TENANT);
+	{
+		payymo_wipe_arg_copy(fcinfo, 0, arg);
+		authentication_failed(PAYYMO_NO_TENANT, NULL);
+	}
 	memcpy(key, VARDATA_ANY(arg), KEY_LEN);
 	key[KEY_LEN] = '\0';
+	payymo_wipe_arg_copy(fcinfo, 0, arg);
 
-	tenant = payymo_apikey_well_formed(key, KEY_LEN) ?
-		verify_key(key, &owner, &rate_limit) : PAYYMO_NO_TENANT;
+	well_formed = payymo_apikey_well_formed(key, KEY_LEN);
+	memcpy(key_id, key + KEY_ID_OFFSET, KEY_ID_CHARS);
+	key_id[KEY_ID_CHARS] = '\0';
+	tenant = well_formed ? verify_key(key, &owner, &rate_limit) : PAYYMO_NO_TENANT;
 	sodium_memzero(key, sizeof(key));
 	if (tenant == PAYYMO_NO_TENANT)
-		authentication_failed(owner);
+		authentication_failed(owner, well_formed ? key_id : NULL);
 
 	payymo_rate_limit_check(tenant, rate_limit, false);
+	payymo_cursors_check_switch(tenant);
+	warn_if_statement_scoped("payymo.set_tenant()", is_local);
+	payymo_context_set(&attempt, tenant, is_local);
 
-	payymo_context_set(tenant, PG_GETARG_BOOL(1));
 	error_context_stack = errcallback.previous;
 	PG_RETURN_INT64(tenant);
+}
+
+/*
+ * payymo.assume_tenant(tenant_id bigint, is_local boolean) RETURNS void
+ *
+ * Not executable by PUBLIC: for jobs and support tools that act for a
+ * tenant without its key.  Every use is logged.
+ */
+Datum
+payymo_assume_tenant(PG_FUNCTION_ARGS)
+{
+	PayymoContextAttempt attempt;
+	PayymoTenantId tenant;
+	bool		is_local;
+	TenantRow	row;
+
+	payymo_context_begin(&attempt);
+	require_not_null(fcinfo, 0, "tenant_id");
+	require_not_null(fcinfo, 1, "is_local");
+	tenant = PG_GETARG_INT64(0);
+	is_local = PG_GETARG_BOOL(1);
+
+	if (!read_tenant(tenant, &row))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tenant " INT64_FORMAT " does not exist", tenant)));
+
+	/* Limited only when payymo.rate_limit_assume is on. */
+	payymo_rate_limit_check(tenant, row.rate_limit, true);
+	payymo_cursors_check_switch(tenant);
+	warn_if_statement_scoped("payymo.assume_tenant()", is_local);
+	payymo_context_set(&attempt, tenant, is_local);
+	ereport(LOG,
+			(errmsg("payymo: role \"%s\" assumed tenant " INT64_FORMAT,
+					GetUserNameFromId(GetOuterUserId(), false), tenant),
+			 errdetail("Session user \"%s\", scope %s.",
+					   GetUserNameFromId(GetSessionUserId(), false),
+					   is_local ? "transaction" : "session")));
+	PG_RETURN_VOID();
 }
 
 /*
@@ -351,10 +493,7 @@ payymo_issue_api_key(PG_FUNCTION_ARGS)
 	text	   *result;
 	int			ret;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tenant_id must not be null")));
+	require_not_null(fcinfo, 0, "tenant_id");
 	if (!PG_ARGISNULL(2) &&
 		PG_GETARG_TIMESTAMPTZ(2) <= GetCurrentTransactionStartTimestamp())
 		ereport(ERROR,
@@ -393,7 +532,8 @@ payymo_issue_api_key(PG_FUNCTION_ARGS)
 	else
 		values[5] = PG_GETARG_DATUM(2);
 
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	ret = SPI_execute_with_args("SELECT 1 FROM payymo.tenants"
 								" WHERE id OPERATOR(pg_catalog.=) $1",
 								1, &argtypes[1], &values[1], NULL, false, 1);

@@ -1,29 +1,41 @@
 /*-------------------------------------------------------------------------
  *
  * context.c
- *	  The tenant context: the payymo.tenant_id setting and the functions that
- *	  read, clear and (for trusted jobs) assume it.
+ *	  The tenant context: the payymo.tenant_id setting, who may set it, and
+ *	  the rule that a failed attempt leaves no context behind.
  *
  * The context lives in an ordinary GUC so that everything PostgreSQL does
- * with settings applies to it for free: SET LOCAL-style scope that ends with
- * the transaction, rollback to a savepoint, RESET ALL / DISCARD ALL, and
- * serialisation to parallel workers.  What a client must not do is set it.
- * The GUC is PGC_SUSET (so SET, set_config() and startup options are refused
- * for ordinary roles), and its check hook refuses every non-empty value that
- * does not come from this module, the parallel-worker restore, or nothing
- * else -- so superusers' SET, ALTER ROLE/DATABASE ... SET, postgresql.conf,
- * function SET clauses, GRANT SET ON PARAMETER and placeholders created
- * before the library loaded all fail or are ignored.
+ * with settings applies to it for free: SET LOCAL-style scope that ends
+ * with the transaction, rollback to a savepoint, RESET ALL / DISCARD ALL,
+ * and serialisation to parallel workers.  What a client must not do is set
+ * it.  The GUC is PGC_USERSET on purpose, so that every attempt to set it
+ * -- SET, SET LOCAL, set_config(), ALTER ROLE/DATABASE ... SET, a function's
+ * SET clause, startup options, a placeholder created before the library
+ * loaded -- reaches its check hook, whoever makes it, superusers included.
+ * The hook accepts a value only while payymo_context_set() is setting it,
+ * in the parallel-worker restore, or when it clears the context; anything
+ * else is refused with 42501 and reported as a forged_setting security
+ * event, from the hook itself (not by reading error messages).
  *
- * The assign hook caches the parsed id in current_tenant, which is what
- * payymo.current_tenant() returns: it is always derived from the GUC, so a
- * parallel worker, which restores the leader's GUCs, sees the same tenant.
+ * Each accepted value carries, as GUC "extra", the tenant it names, its
+ * scope and a sequence number ("epoch").  The assign hook copies them into
+ * payymo_tenant (declared in payymo.h), which is what current_tenant()
+ * returns, so parallel workers, which restore the leader's GUCs, see the
+ * same tenant.
  *
- * A failed set_tenant() must leave no context behind, but the error aborts
- * the (sub)transaction and the abort restores the value the GUC had before.
- * payymo_context_fail_closed() therefore registers a callback on the
- * transaction's memory context; it runs when that context is deleted, which
- * is after the GUC stack has been unwound, and clears the value then.
+ * Failing closed.  A call of set_tenant() or assume_tenant() that fails in
+ * any way -- a bad key, a NULL argument, the rate limit, a statement
+ * timeout, a cancel -- must leave no context behind, neither the one of the
+ * (sub)transaction nor one set earlier in the session.  The error aborts
+ * the (sub)transaction, and the abort restores whatever value the GUC had
+ * before, so the clearing has to happen after that.  An attempt therefore
+ * starts with payymo_context_begin(), which makes every value set so far
+ * void (failure_epoch moves past their epochs) and registers a callback on
+ * the (sub)transaction's memory context, which is deleted after the GUC
+ * stack has been unwound.  A successful call takes the voiding back in
+ * payymo_context_set().  After a failure the callback clears any void value
+ * still in force, however it came back (rollback to a savepoint, the end
+ * of the transaction): a value set before the failure can never return.
  *
  *-------------------------------------------------------------------------
  */
@@ -31,10 +43,8 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
-#include "executor/spi.h"
 #include "miscadmin.h"
-#include "utils/acl.h"
-#include "utils/builtins.h"
+#include "storage/proc.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -42,27 +52,46 @@
 
 #define TENANT_GUC "payymo.tenant_id"
 
+/* GUC "extra" is freed by the GUC machinery: malloc'd before 16, then its own. */
+#if PG_VERSION_NUM >= 160000
+#define GUC_EXTRA_ALLOC(size) guc_malloc(LOG, (size))
+#else
+#define GUC_EXTRA_ALLOC(size) malloc(size)
+#endif
+
 /* Room for INT64_FORMAT of any int64, with sign and terminator. */
 #define TENANT_ID_BUFSIZE 24
 
 PG_FUNCTION_INFO_V1(payymo_current_tenant);
 PG_FUNCTION_INFO_V1(payymo_clear_tenant);
-PG_FUNCTION_INFO_V1(payymo_assume_tenant);
+
+/* What an accepted value of the setting means; the GUC's "extra". */
+typedef struct TenantValue
+{
+	PayymoTenantId tenant;
+	bool		is_local;		/* set for the transaction only */
+	uint64		epoch;			/* when it was set; see failure_epoch */
+} TenantValue;
+
+PayymoTenantId payymo_tenant = PAYYMO_NO_TENANT;
+bool		payymo_tenant_is_local = false;
 
 static char *tenant_guc_value = NULL;
-static PayymoTenantId current_tenant = PAYYMO_NO_TENANT;
+static uint64 tenant_epoch = 0;
 
-/* True only while set_context_value() is setting the GUC. */
+/* Numbers the values set in this backend, and the attempts to set one. */
+static uint64 epoch_counter = 0;
+
+/* Values set before this epoch are void: a failed attempt came after them. */
+static uint64 failure_epoch = 0;
+
+/* While payymo_context_set() or a cleanup is setting the GUC, and how. */
 static bool setting_from_payymo = false;
+static bool setting_local = false;
 
-/* Bumped by every successful payymo_context_set(); see fail_closed. */
-static uint64 context_generation = 0;
-
-typedef struct FailClosedCallback
-{
-	MemoryContextCallback cb;
-	uint64		generation;
-} FailClosedCallback;
+/* The (sub)transaction whose memory context already has the callback. */
+static LocalTransactionId armed_lxid = InvalidLocalTransactionId;
+static SubTransactionId armed_subid = InvalidSubTransactionId;
 
 /*
  * Parse a setting value: "" means no tenant, otherwise a positive integer.
@@ -86,10 +115,23 @@ parse_tenant_id(const char *value, PayymoTenantId *tenant)
 	return true;
 }
 
+/*
+ * Whether a refused value is somebody's attempt to set the context, worth a
+ * security event: made in a backend, by a session (SET, set_config, startup
+ * options, stored role and database settings, function SET clauses), not
+ * the postmaster or a configuration file reload.
+ */
+static inline bool
+is_session_attempt(GucSource source)
+{
+	return IsUnderPostmaster && MyProc != NULL && source >= PGC_S_GLOBAL;
+}
+
 static bool
 check_tenant_id(char **newval, void **extra, GucSource source)
 {
 	PayymoTenantId tenant;
+	TenantValue *value;
 
 	if (!parse_tenant_id(*newval, &tenant))
 	{
@@ -99,24 +141,35 @@ check_tenant_id(char **newval, void **extra, GucSource source)
 	}
 
 	/* Clearing the context is always allowed. */
-	if (tenant == PAYYMO_NO_TENANT)
-		return true;
+	if (tenant != PAYYMO_NO_TENANT &&
+		!setting_from_payymo && !InitializingParallelWorker)
+	{
+		if (is_session_attempt(source))
+			payymo_security_event(PAYYMO_EVENT_FORGED_SETTING, payymo_tenant, NULL);
+		GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+		GUC_check_errmsg("parameter \"%s\" cannot be set directly", TENANT_GUC);
+		GUC_check_errhint("Call payymo.set_tenant() with the tenant's API key.");
+		return false;
+	}
 
-	if (setting_from_payymo || InitializingParallelWorker)
-		return true;
-
-	GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
-	GUC_check_errmsg("parameter \"%s\" cannot be set directly", TENANT_GUC);
-	GUC_check_errhint("Call payymo.set_tenant() with the tenant's API key.");
-	return false;
+	value = (TenantValue *) GUC_EXTRA_ALLOC(sizeof(TenantValue));
+	if (value == NULL)
+		return false;
+	value->tenant = tenant;
+	value->is_local = setting_from_payymo && setting_local;
+	value->epoch = ++epoch_counter;
+	*extra = value;
+	return true;
 }
 
 static void
 assign_tenant_id(const char *newval, void *extra)
 {
-	PayymoTenantId tenant;
+	const TenantValue *value = (const TenantValue *) extra;
 
-	current_tenant = parse_tenant_id(newval, &tenant) ? tenant : PAYYMO_NO_TENANT;
+	payymo_tenant = value ? value->tenant : PAYYMO_NO_TENANT;
+	payymo_tenant_is_local = value ? value->is_local : false;
+	tenant_epoch = value ? value->epoch : 0;
 }
 
 void
@@ -127,7 +180,7 @@ payymo_context_init(void)
 							   "Set only by payymo.set_tenant() and payymo.assume_tenant().",
 							   &tenant_guc_value,
 							   "",
-							   PGC_SUSET,
+							   PGC_USERSET,
 							   GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE | GUC_DISALLOW_IN_AUTO_FILE,
 							   check_tenant_id,
 							   assign_tenant_id,
@@ -142,80 +195,93 @@ static void
 set_context_value(const char *value, GucAction action, int elevel)
 {
 	bool		save = setting_from_payymo;
+	bool		save_local = setting_local;
 
 	setting_from_payymo = true;
+	setting_local = (action == GUC_ACTION_LOCAL);
 	PG_TRY();
 	{
-		(void) set_config_option(TENANT_GUC, value, PGC_SUSET, PGC_S_SESSION,
+		(void) set_config_option(TENANT_GUC, value, PGC_USERSET, PGC_S_SESSION,
 								 action, true, elevel, false);
 	}
 	PG_FINALLY();
 	{
 		setting_from_payymo = save;
+		setting_local = save_local;
 	}
 	PG_END_TRY();
 }
 
 PayymoTenantId
-payymo_current_tenant_or_none(void)
-{
-	return current_tenant;
-}
-
-PayymoTenantId
 payymo_require_tenant(void)
 {
-	if (current_tenant == PAYYMO_NO_TENANT)
+	if (payymo_tenant == PAYYMO_NO_TENANT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("no tenant context set"),
 				 errhint("Call payymo.set_tenant() with the tenant's API key first.")));
-	return current_tenant;
+	return payymo_tenant;
 }
 
-void
-payymo_context_set(PayymoTenantId tenant, bool is_local)
-{
-	char		buf[TENANT_ID_BUFSIZE];
-
-	snprintf(buf, sizeof(buf), INT64_FORMAT, tenant);
-	set_context_value(buf, is_local ? GUC_ACTION_LOCAL : GUC_ACTION_SET, ERROR);
-	context_generation++;
-}
-
+/* Clear a context that a failed attempt made void. */
 static void
 fail_closed_callback(void *arg)
 {
-	FailClosedCallback *fc = (FailClosedCallback *) arg;
-
-	/* Unless a context was set successfully since the failure, clear it. */
-	if (fc->generation == context_generation &&
-		current_tenant != PAYYMO_NO_TENANT)
+	if (payymo_tenant != PAYYMO_NO_TENANT && tenant_epoch < failure_epoch)
 		set_context_value("", GUC_ACTION_SET, WARNING);
 }
 
 static void
 clear_when_deleted(MemoryContext cxt)
 {
-	FailClosedCallback *fc = MemoryContextAlloc(cxt, sizeof(FailClosedCallback));
+	MemoryContextCallback *cb = MemoryContextAlloc(cxt, sizeof(MemoryContextCallback));
 
-	fc->generation = context_generation;
-	fc->cb.func = fail_closed_callback;
-	fc->cb.arg = fc;
-	MemoryContextRegisterResetCallback(cxt, &fc->cb);
+	cb->func = fail_closed_callback;
+	cb->arg = NULL;
+	MemoryContextRegisterResetCallback(cxt, cb);
 }
 
 /*
- * Called just before raising an authentication error: make sure that no
- * context survives the abort, neither the (sub)transaction's nor the one
- * that was in force before it.
+ * Start an attempt to set the context: until payymo_context_set() succeeds,
+ * every value set so far is void, and the end of this (sub)transaction and
+ * of the whole transaction clears it.  Call it before anything that can
+ * fail.
  */
 void
-payymo_context_fail_closed(void)
+payymo_context_begin(PayymoContextAttempt *attempt)
 {
-	clear_when_deleted(TopTransactionContext);
-	if (CurTransactionContext != TopTransactionContext)
+	LocalTransactionId lxid = PAYYMO_MY_LXID;
+	SubTransactionId subid = GetCurrentSubTransactionId();
+
+	attempt->saved_failure_epoch = failure_epoch;
+	failure_epoch = ++epoch_counter;
+
+	if (armed_lxid != lxid)
+	{
+		clear_when_deleted(TopTransactionContext);
+		armed_lxid = lxid;
+		armed_subid = TopSubTransactionId;
+	}
+	if (armed_subid != subid)
+	{
 		clear_when_deleted(CurTransactionContext);
+		armed_subid = subid;
+	}
+}
+
+/*
+ * End an attempt successfully: set the context, for the transaction
+ * (is_local) or the session, and take back the voiding of earlier values.
+ */
+void
+payymo_context_set(PayymoContextAttempt *attempt, PayymoTenantId tenant,
+				   bool is_local)
+{
+	char		buf[TENANT_ID_BUFSIZE];
+
+	snprintf(buf, sizeof(buf), INT64_FORMAT, tenant);
+	set_context_value(buf, is_local ? GUC_ACTION_LOCAL : GUC_ACTION_SET, ERROR);
+	failure_epoch = attempt->saved_failure_epoch;
 }
 
 /*
@@ -234,57 +300,5 @@ Datum
 payymo_clear_tenant(PG_FUNCTION_ARGS)
 {
 	set_context_value("", GUC_ACTION_SET, ERROR);
-	context_generation++;
-	PG_RETURN_VOID();
-}
-
-/*
- * payymo.assume_tenant(tenant_id bigint, is_local boolean) RETURNS void
- *
- * SECURITY DEFINER and not executable by PUBLIC: for jobs and support tools
- * that act for a tenant without its key.  Every use is logged.
- */
-Datum
-payymo_assume_tenant(PG_FUNCTION_ARGS)
-{
-	PayymoTenantId tenant;
-	bool		is_local;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
-	int			ret;
-	bool		isnull;
-	int32		rate_limit;
-
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tenant_id and is_local must not be null")));
-	tenant = PG_GETARG_INT64(0);
-	is_local = PG_GETARG_BOOL(1);
-	values[0] = Int64GetDatum(tenant);
-
-	SPI_connect();
-	ret = SPI_execute_with_args("SELECT rate_limit_per_second FROM payymo.tenants"
-								" WHERE id OPERATOR(pg_catalog.=) $1",
-								1, argtypes, values, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("tenant " INT64_FORMAT " does not exist", tenant)));
-	rate_limit = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
-
-	/* Limited only when payymo.rate_limit_assume is on. */
-	payymo_rate_limit_check(tenant, isnull ? 0 : rate_limit, true);
-	payymo_context_set(tenant, is_local);
-	ereport(LOG,
-			(errmsg("payymo: role \"%s\" assumed tenant " INT64_FORMAT,
-					GetUserNameFromId(GetOuterUserId(), false), tenant),
-			 errdetail("Session user \"%s\", scope %s.",
-					   GetUserNameFromId(GetSessionUserId(), false),
-					   is_local ? "transaction" : "session")));
 	PG_RETURN_VOID();
 }

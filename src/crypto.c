@@ -43,6 +43,7 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/fd.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
@@ -134,6 +135,43 @@ key_file_error(const char *message, const char *detail, const char *reason)
 }
 
 /*
+ * The key file must be outside the data directory, so that backups of the
+ * data directory never hold the keys.  Paths are compared after resolving
+ * symbolic links and "..", so a link into the data directory is refused.
+ */
+static void
+check_key_file_location(void)
+{
+	char	   *resolved;
+	char	   *datadir;
+	bool		inside;
+
+	if (!is_absolute_path(key_file_path))
+		key_file_error("token key file must be an absolute path outside the data directory",
+					   "Backups of the data directory must not contain the keys.",
+					   "not an absolute path");
+	resolved = realpath(key_file_path, NULL);
+	if (resolved == NULL)
+	{
+		if (errno == ENOENT)
+			key_file_error("token key file does not exist", NULL, "does not exist");
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("could not resolve the path of the token key file: %m"),
+				 errdetail_log("Key file \"%s\".", key_file_path),
+				 errhint(KEY_FILE_HINT)));
+	}
+	datadir = realpath(DataDir, NULL);
+	inside = datadir == NULL || path_is_prefix_of_path(datadir, resolved);
+	free(resolved);
+	free(datadir);
+	if (inside)
+		key_file_error("token key file must be an absolute path outside the data directory",
+					   "Backups of the data directory must not contain the keys.",
+					   "inside the data directory");
+}
+
+/*
  * Read, check and parse the key file into a new key ring.  Everything that
  * can fail is checked before the file is read; the text is held in
  * sodium_malloc() memory and freed (zeroed) before any error is raised.
@@ -149,7 +187,9 @@ load_keyring(void)
 	PayymoKeyfileError perr;
 	unsigned int line;
 	char		detail[128];
-	char	   *canonical;
+	const char *message = NULL;
+	const char *detail_text = NULL;
+	const char *reason = NULL;
 
 	forget_keyring();
 
@@ -160,24 +200,18 @@ load_keyring(void)
 				 errdetail("Token encryption needs a key file."),
 				 errhint(KEY_FILE_HINT)));
 
-	canonical = pstrdup(key_file_path);
-	canonicalize_path(canonical);
-	if (!is_absolute_path(canonical) ||
-		path_is_prefix_of_path(DataDir, canonical))
-		key_file_error("token key file must be an absolute path outside the data directory",
-					   "Backups of the data directory must not contain the keys.",
-					   "not an absolute path outside the data directory");
+	check_key_file_location();
 
-	pfree(canonical);
-
-	fd = open(key_file_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = OpenTransientFile(key_file_path, O_RDONLY | PG_BINARY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 	{
 		int			save_errno = errno;
 
 		if (save_errno == ENOENT)
-			key_file_error("token key file does not exist", NULL,
-						   "does not exist");
+			key_file_error("token key file does not exist", NULL, "does not exist");
+		if (save_errno == ELOOP)
+			key_file_error("token key file is a symbolic link",
+						   "Point payymo.key_file at the file itself.", "symbolic link");
 		errno = save_errno;
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -188,36 +222,37 @@ load_keyring(void)
 
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
 	{
-		close(fd);
-		key_file_error("token key file is not a regular file", NULL,
-					   "not a regular file");
+		reason = "not a regular file";
+		message = "token key file is not a regular file";
 	}
-	if (st.st_uid != geteuid())
+	else if (st.st_uid != geteuid())
 	{
-		close(fd);
-		key_file_error("token key file is not owned by the server's operating system user",
-					   NULL, "wrong owner");
+		reason = "wrong owner";
+		message = "token key file is not owned by the server's operating system user";
 	}
-	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+	else if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
 	{
-		close(fd);
-		key_file_error("token key file is accessible by group or others",
-					   "The key file's mode must not grant any permission to group or others (use 0600 or 0400).",
-					   "group or other permissions");
+		reason = "group or other permissions";
+		message = "token key file is accessible by group or others";
+		detail_text = "The key file's mode must not grant any permission to group or others (use 0600 or 0400).";
 	}
-	if (st.st_size > PAYYMO_KEYFILE_MAX_BYTES)
+	else if (st.st_size > PAYYMO_KEYFILE_MAX_BYTES)
 	{
-		close(fd);
-		key_file_error("token key file is too large",
-					   "A key file holds at most 255 short lines.",
-					   "too large");
+		reason = "too large";
+		message = "token key file is too large";
+		detail_text = "A key file holds at most 255 short lines.";
+	}
+	if (message != NULL)
+	{
+		CloseTransientFile(fd);
+		key_file_error(message, detail_text, reason);
 	}
 
 	text = sodium_malloc((size_t) st.st_size + 1);
 	ring = sodium_malloc(sizeof(PayymoKeyring));
 	if (text == NULL || ring == NULL)
 	{
-		close(fd);
+		CloseTransientFile(fd);
 		if (text)
 			sodium_free(text);
 		if (ring)
@@ -229,7 +264,7 @@ load_keyring(void)
 	}
 
 	nread = read(fd, text, (size_t) st.st_size + 1);
-	close(fd);
+	CloseTransientFile(fd);
 	if (nread < 0 || nread > st.st_size)
 	{
 		sodium_free(text);
@@ -307,17 +342,6 @@ require_not_null(FunctionCallInfo fcinfo, int argno, const char *name)
 				 errhint("Store NULL instead of encrypting or decrypting it.")));
 }
 
-/* Wipe and free a detoasted copy of an argument; leave the caller's datum. */
-static void
-wipe_if_copy(FunctionCallInfo fcinfo, int argno, void *ptr)
-{
-	if (ptr != DatumGetPointer(PG_GETARG_DATUM(argno)))
-	{
-		sodium_memzero(ptr, VARSIZE_ANY(ptr));
-		pfree(ptr);
-	}
-}
-
 /* Encrypt len bytes for (tenant, context) under the newest root key. */
 static bytea *
 encrypt_bytes(const char *plain, size_t len, PayymoTenantId tenant,
@@ -364,7 +388,7 @@ static void
 not_a_token(PayymoTenantId tenant, bool report)
 {
 	if (report)
-		payymo_security_event(PAYYMO_EVENT_DECRYPT_FAILED, tenant);
+		payymo_security_event(PAYYMO_EVENT_DECRYPT_FAILED, tenant, NULL);
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 			 errmsg("value is not a payymo token"),
@@ -408,7 +432,7 @@ decrypt_bytes(const bytea *ct, PayymoTenantId tenant, const text *context)
 	version = in[TOKEN_VERSION_OFFSET];
 	if (!ring->present[version])
 	{
-		payymo_security_event(PAYYMO_EVENT_DECRYPT_FAILED, tenant);
+		payymo_security_event(PAYYMO_EVENT_DECRYPT_FAILED, tenant, NULL);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("token key version %d is not loaded", version),
@@ -435,12 +459,12 @@ decrypt_bytes(const bytea *ct, PayymoTenantId tenant, const text *context)
 	{
 		sodium_memzero(VARDATA(result), plen);
 		pfree(result);
-		payymo_security_event(PAYYMO_EVENT_DECRYPT_FAILED, tenant);
+		payymo_security_event(PAYYMO_EVENT_DECRYPT_FAILED, tenant, NULL);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("payymo token could not be decrypted"),
 				 errdetail("The token was written for another tenant or context, or it was changed."),
-				 errhint("Decrypt a token under the tenant context and with the context string it was encrypted with.")));
+				 errhint("Decrypt a token under the tenant context and with the context string it was encrypted with.  If another server wrote it, compare payymo.key_status() fingerprints: the same key version must have the same fingerprint on both.")));
 	}
 	return result;
 }
@@ -477,7 +501,7 @@ payymo_encrypt_token(PG_FUNCTION_ARGS)
 	context = PG_GETARG_TEXT_PP(1);
 	result = encrypt_bytes(VARDATA_ANY(plain), VARSIZE_ANY_EXHDR(plain),
 						   tenant, context);
-	wipe_if_copy(fcinfo, 0, plain);
+	payymo_wipe_arg_copy(fcinfo, 0, plain);
 	PG_FREE_IF_COPY(context, 1);
 	PG_RETURN_BYTEA_P(result);
 }

@@ -3,17 +3,27 @@
  * events.c
  *	  Security events: one LOG line per refused attempt.
  *
- * Callers report what was refused and for which tenant (when known); the
- * line names the kind, the tenant, the role and the client address, and
- * never the secret or the statement that carried it.  An event for a known
- * tenant also counts in that tenant's "denied" (payymo.tenant_stats).
+ * Callers report what was refused, for which tenant (only when the caller
+ * has proved to act for it: a context in force, or an API key whose secret
+ * matched) and, for API keys, the public key id.  The line names the kind,
+ * the tenant, the key id, the role and the client address, and never a
+ * secret or the statement that carried it.  An event attributed to a
+ * tenant also counts in that tenant's "denied" (payymo.tenant_stats); an
+ * unattributed one, such as a probe with a wrong secret, counts nowhere,
+ * so probing cannot create, inflate or evict a tenant's statistics.
+ *
+ * Events may be raised from the setting's check hook, at times when the
+ * catalog must not be read (outside a transaction): the role is then given
+ * by OID.  Parallel workers, which have no connection of their own, give
+ * the client as "unknown".
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/parallel.h"
+#include "access/xact.h"
 #include "miscadmin.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 
@@ -26,13 +36,18 @@ static const char *const event_names[] = {
 	[PAYYMO_EVENT_DECRYPT_FAILED] = "decrypt_failed",
 };
 
-/* The client's address as text, or "local" for a Unix-socket client. */
+/*
+ * The client's address, "local" for a Unix-socket client, or "unknown" in a
+ * parallel worker, which has no connection of its own.
+ */
 static const char *
 client_address(void)
 {
 	LOCAL_FCINFO(fcinfo, 0);
 	Datum		addr;
 
+	if (IsParallelWorker())
+		return "unknown";
 	InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
 	addr = inet_client_addr(fcinfo);
 	if (fcinfo->isnull)
@@ -41,20 +56,30 @@ client_address(void)
 }
 
 void
-payymo_security_event(PayymoEvent event, PayymoTenantId tenant)
+payymo_security_event(PayymoEvent event, PayymoTenantId tenant, const char *key_id)
 {
 	char		tenant_text[32];
+	char		role_text[NAMEDATALEN + 16];
+	const char *role = NULL;
+	Oid			roleid = GetOuterUserId();
 
 	if (tenant == PAYYMO_NO_TENANT)
 		strlcpy(tenant_text, "none", sizeof(tenant_text));
 	else
 		snprintf(tenant_text, sizeof(tenant_text), INT64_FORMAT, tenant);
 
+	if (IsTransactionState() && OidIsValid(roleid))
+		role = GetUserNameFromId(roleid, true);
+	if (role == NULL)
+	{
+		snprintf(role_text, sizeof(role_text), "oid:%u", roleid);
+		role = role_text;
+	}
+
 	ereport(LOG,
 			(errmsg("payymo security event: %s", event_names[event]),
-			 errdetail("tenant=%s role=%s client=%s",
-					   tenant_text,
-					   GetUserNameFromId(GetOuterUserId(), true),
+			 errdetail("tenant=%s key_id=%s role=%s client=%s",
+					   tenant_text, key_id ? key_id : "none", role,
 					   client_address()),
 			 errhidestmt(true),
 			 errhidecontext(true)));

@@ -23,8 +23,10 @@
 #define PAYYMO_KEYFILE_MAX_BYTES (64 * 1024)
 
 /*
- * The loaded root keys, indexed by version.  Lives in sodium_malloc()
- * memory; newest is the highest loaded version (it encrypts).
+ * The loaded root keys, indexed by version (slot 0, which no version uses,
+ * is the parser's scratch space and always zero afterwards).  Lives in
+ * sodium_malloc() memory; newest is the highest loaded version (it
+ * encrypts).
  */
 typedef struct PayymoKeyring
 {

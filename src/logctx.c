@@ -1,8 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * logctx.c
- *	  Log context (tenant and request id on every server log entry) and the
- *	  detection of forged payymo.tenant_id settings.
+ *	  Log context: the tenant and request id on every server log entry.
  *
  * Log context.  While a tenant context is set and payymo.log_context is
  * on, emit_log_hook puts "[payymo tenant=<id> request=<id>]" in front of
@@ -14,28 +13,14 @@
  * accepts at most REQUEST_ID_MAXLEN characters from [A-Za-z0-9._:/+=@-],
  * so it cannot inject newlines or quotes into the log.
  *
- * Forged settings.  A client's SET, SET LOCAL, RESET, SET ... TO DEFAULT
- * or set_config() of payymo.tenant_id fails in PostgreSQL's permission
- * check (the setting is PGC_SUSET) before any payymo code runs, and a
- * superuser's fails in context.c's check hook.  Both errors carry SQLSTATE
- * 42501 and name the setting, and both pass through emit_log_hook when
- * they are reported.  The hook only notes the attempt -- it never raises,
- * allocates only with MCXT_ALLOC_NO_OOM, and emits nothing itself -- and a
- * transaction abort callback then writes the security event, once per
- * reported error.  Not caught: an error swallowed by an exception handler
- * (never reported), startup options (the error is FATAL and no
- * transaction aborts), a session in which the library was not yet loaded,
- * and servers with log_min_messages above ERROR (the hook is not called).
- *
  * The hook is installed whenever the library is loaded, which is always
  * the case in a backend that has a tenant context; it needs no shared
- * memory.
+ * memory.  It never raises and allocates only with MCXT_ALLOC_NO_OOM.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "utils/elog.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -43,17 +28,12 @@
 #include "payymo.h"
 
 #define REQUEST_ID_MAXLEN	128
-#define TENANT_SETTING		"payymo.tenant_id"
 
 /* "[payymo tenant=<int64> request=<id>] " plus terminator */
 #define LOG_CONTEXT_BUFSIZE (64 + REQUEST_ID_MAXLEN)
 
 static bool log_context = true;
 static char *request_id = NULL;
-
-/* A forged setting was reported and its event is still to be written. */
-static bool forged_pending = false;
-static PayymoTenantId forged_tenant = PAYYMO_NO_TENANT;
 
 static emit_log_hook_type prev_emit_log_hook = NULL;
 
@@ -85,29 +65,13 @@ check_request_id(char **newval, void **extra, GucSource source)
 	return true;
 }
 
-/* Is this a reported refusal to set payymo.tenant_id? */
-static inline bool
-is_forged_setting_error(const ErrorData *edata)
-{
-	return edata->elevel >= ERROR &&
-		edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE &&
-		edata->message != NULL &&
-		strstr(edata->message, TENANT_SETTING) != NULL;
-}
-
 /*
  * emit_log_hook.  Must never raise: no palloc that can fail, no ereport.
  */
 static void
 logctx_emit_log_hook(ErrorData *edata)
 {
-	PayymoTenantId tenant = payymo_current_tenant_or_none();
-
-	if (is_forged_setting_error(edata) && !forged_pending)
-	{
-		forged_pending = true;
-		forged_tenant = tenant;
-	}
+	PayymoTenantId tenant = payymo_tenant;
 
 	if (log_context && tenant != PAYYMO_NO_TENANT && !in_error_recursion_trouble())
 	{
@@ -138,33 +102,6 @@ logctx_emit_log_hook(ErrorData *edata)
 		prev_emit_log_hook(edata);
 }
 
-/* Write the pending forged-setting event, once. */
-static void
-flush_forged_event(void)
-{
-	if (forged_pending)
-	{
-		forged_pending = false;
-		payymo_security_event(PAYYMO_EVENT_FORGED_SETTING, forged_tenant);
-	}
-}
-
-/* The reported error aborts the transaction, or a subtransaction. */
-static void
-logctx_xact_callback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_ABORT)
-		flush_forged_event();
-}
-
-static void
-logctx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-						SubTransactionId parentSubid, void *arg)
-{
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-		flush_forged_event();
-}
-
 void
 payymo_logctx_init(void)
 {
@@ -189,6 +126,4 @@ payymo_logctx_init(void)
 
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = logctx_emit_log_hook;
-	RegisterXactCallback(logctx_xact_callback, NULL);
-	RegisterSubXactCallback(logctx_subxact_callback, NULL);
 }

@@ -32,6 +32,7 @@ _PG_init(void)
 				 errmsg("could not initialize libsodium")));
 
 	payymo_context_init();
+	payymo_cursors_init();
 	payymo_stats_init();
 	payymo_logctx_init();
 	payymo_crypto_init();

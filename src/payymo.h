@@ -4,7 +4,14 @@
  *	  Declarations shared by the modules of the payymo extension.
  *
  * Each module (context, apikey, ...) exposes one payymo_<module>_init()
- * that _PG_init() calls, plus the few functions other modules need.
+ * that _PG_init() calls, plus the few functions other modules need.  The
+ * modules call each other in one direction only:
+ *
+ *	  apikey  -> context, cursors, stats, events
+ *	  crypto, trigger -> context, events
+ *	  context -> events -> stats
+ *
+ * and read the current tenant from payymo_tenant, which context.c owns.
  * "postgres.h" is included by every .c file before this header.
  *
  *-------------------------------------------------------------------------
@@ -12,21 +19,43 @@
 #ifndef PAYYMO_H
 #define PAYYMO_H
 
+#include <sodium.h>
+
 #include "fmgr.h"
+#include "storage/proc.h"
 
 /* A tenant id; 0 never names a tenant (ids come from an identity column). */
 typedef int64 PayymoTenantId;
 
 #define PAYYMO_NO_TENANT ((PayymoTenantId) 0)
 
-/* context.c */
-extern void payymo_context_init(void);
-extern PayymoTenantId payymo_current_tenant_or_none(void);
-extern PayymoTenantId payymo_require_tenant(void);
-extern void payymo_context_set(PayymoTenantId tenant, bool is_local);
-extern void payymo_context_fail_closed(void);
+/* This backend's local transaction id (moved into vxid in PostgreSQL 17). */
+#if PG_VERSION_NUM >= 170000
+#define PAYYMO_MY_LXID (MyProc->vxid.lxid)
+#else
+#define PAYYMO_MY_LXID (MyProc->lxid)
+#endif
 
-/* apikey.c: the key format's pure functions are declared in keyformat.h */
+/* context.c: the tenant context (written only by context.c) */
+extern PayymoTenantId payymo_tenant;
+extern bool payymo_tenant_is_local;
+
+typedef struct PayymoContextAttempt
+{
+	uint64		saved_failure_epoch;
+} PayymoContextAttempt;
+
+extern void payymo_context_init(void);
+extern PayymoTenantId payymo_require_tenant(void);
+extern void payymo_context_begin(PayymoContextAttempt *attempt);
+extern void payymo_context_set(PayymoContextAttempt *attempt,
+							   PayymoTenantId tenant, bool is_local);
+
+/* apikey.c: set_tenant, assume_tenant and API keys (format in keyformat.h) */
+
+/* cursors.c: WITH HOLD cursors must not outlive their tenant context */
+extern void payymo_cursors_init(void);
+extern void payymo_cursors_check_switch(PayymoTenantId tenant);
 
 /* events.c */
 typedef enum PayymoEvent
@@ -37,7 +66,8 @@ typedef enum PayymoEvent
 	PAYYMO_EVENT_DECRYPT_FAILED,
 } PayymoEvent;
 
-extern void payymo_security_event(PayymoEvent event, PayymoTenantId tenant);
+extern void payymo_security_event(PayymoEvent event, PayymoTenantId tenant,
+								  const char *key_id);
 
 /* crypto.c */
 extern void payymo_crypto_init(void);
@@ -48,7 +78,22 @@ extern void payymo_stats_count_denied(PayymoTenantId tenant);
 extern void payymo_rate_limit_check(PayymoTenantId tenant, int32 rate_per_second,
 									bool for_assume);
 
-/* logctx.c: tenant and request id in the server log; forged settings */
+/* logctx.c: tenant and request id in the server log */
 extern void payymo_logctx_init(void);
+
+/*
+ * Wipe and free a detoasted copy of argument argno that may hold a secret
+ * (PG_GETARG_*_PP may return the caller's datum itself, which is left
+ * alone).
+ */
+static inline void
+payymo_wipe_arg_copy(FunctionCallInfo fcinfo, int argno, void *ptr)
+{
+	if (ptr != DatumGetPointer(PG_GETARG_DATUM(argno)))
+	{
+		sodium_memzero(ptr, VARSIZE_ANY(ptr));
+		pfree(ptr);
+	}
+}
 
 #endif							/* PAYYMO_H */

@@ -5,8 +5,9 @@
  *
  * Design (modelled on contrib/pg_stat_statements):
  *
- * One shared hash table maps a tenant id to a TenantEntry, which holds the
- * tenant's counters (top-level statements, rows, execution time, denied and
+ * One shared hash table maps (database, tenant id) to a TenantEntry -- tenant
+ * ids are per database, as pg_stat_statements keys queries by dbid -- which
+ * holds the tenant's counters (top-level statements, rows, execution time, denied and
  * rate-limited attempts, last activity) and its token bucket.  The table
  * lives in shared memory requested from shmem_request_hook, so it exists
  * only when payymo is in shared_preload_libraries; otherwise the SQL
@@ -71,12 +72,22 @@
 /* Percentage of entries evicted at once when the table is full. */
 #define EVICT_PERCENT		5
 
-#define TENANT_STATS_COLS	7
+/* Columns of tenant_stats(): 0.1.0 had no datid and showed one database. */
+#define TENANT_STATS_COLS		8
+#define TENANT_STATS_COLS_0_1	7
+
+/* Hash key; zeroed before use, so the padding compares equal. */
+typedef struct TenantKey
+{
+	PayymoTenantId tenant;
+	Oid			dbid;
+	uint32		pad;
+} TenantKey;
 
 /* One tenant's counters and token bucket. */
 typedef struct TenantEntry
 {
-	PayymoTenantId tenant;		/* hash key; must be first */
+	TenantKey	key;			/* hash key; must be first */
 	slock_t		mutex;			/* protects everything below */
 	int64		statements;
 	int64		rows;
@@ -156,7 +167,7 @@ stats_shmem_startup(void)
 	if (!found)
 		stats_shared->lock = &(GetNamedLWLockTranche(STATS_TRANCHE_NAME))->lock;
 
-	info.keysize = sizeof(PayymoTenantId);
+	info.keysize = sizeof(TenantKey);
 	info.entrysize = sizeof(TenantEntry);
 	stats_hash = ShmemInitHash(STATS_HASH_NAME, stats_max_tenants, stats_max_tenants,
 							   &info, HASH_ELEM | HASH_BLOBS);
@@ -220,43 +231,54 @@ evict_least_active(void)
 	nvictims = Max(1, i * EVICT_PERCENT / 100);
 	nvictims = Min(nvictims, i);
 	while (nvictims-- > 0)
-		hash_search(stats_hash, &entries[nvictims]->tenant, HASH_REMOVE, NULL);
+		hash_search(stats_hash, &entries[nvictims]->key, HASH_REMOVE, NULL);
 	pfree(entries);
 }
 
+/* Zero the counters (not the bucket or last activity); caller holds mutex. */
+static inline void
+zero_counters(TenantEntry *entry)
+{
+	entry->statements = 0;
+	entry->rows = 0;
+	entry->exec_time_ms = 0.0;
+	entry->denied = 0;
+	entry->rate_limited = 0;
+}
+
 /*
- * Find the tenant's entry, creating it if needed, and return it with the
- * hash lock held (shared or exclusive).  The caller changes the entry under
- * its spinlock and then releases the hash lock.
+ * Find the entry of the tenant of this database, creating it if needed, and
+ * return it with the hash lock held (shared or exclusive).  The caller
+ * changes the entry under its spinlock and then releases the hash lock.
  */
 static TenantEntry *
 entry_acquire(PayymoTenantId tenant)
 {
+	TenantKey	key = {0};
 	TenantEntry *entry;
 	bool		found;
 
+	key.tenant = tenant;
+	key.dbid = MyDatabaseId;
+
 	LWLockAcquire(stats_shared->lock, LW_SHARED);
-	entry = hash_search(stats_hash, &tenant, HASH_FIND, NULL);
+	entry = hash_search(stats_hash, &key, HASH_FIND, NULL);
 	if (entry != NULL)
 		return entry;
 
 	LWLockRelease(stats_shared->lock);
 	LWLockAcquire(stats_shared->lock, LW_EXCLUSIVE);
-	entry = hash_search(stats_hash, &tenant, HASH_FIND, NULL);
+	entry = hash_search(stats_hash, &key, HASH_FIND, NULL);
 	if (entry != NULL)
 		return entry;
 
 	while (hash_get_num_entries(stats_hash) >= stats_max_tenants)
 		evict_least_active();
-	entry = hash_search(stats_hash, &tenant, HASH_ENTER, &found);
+	entry = hash_search(stats_hash, &key, HASH_ENTER, &found);
 	if (!found)
 	{
 		SpinLockInit(&entry->mutex);
-		entry->statements = 0;
-		entry->rows = 0;
-		entry->exec_time_ms = 0.0;
-		entry->denied = 0;
-		entry->rate_limited = 0;
+		zero_counters(entry);
 		entry->last_activity = GetCurrentTimestamp();
 		entry->bucket_rate = 0;
 		entry->tokens = 0.0;
@@ -284,7 +306,7 @@ count_statement(PayymoTenantId tenant, double exec_time_ms, uint64 rows)
 }
 
 /*
- * Count a refused attempt (a security event) for a known tenant.
+ * Count a refused attempt (a security event) attributed to a tenant.
  */
 void
 payymo_stats_count_denied(PayymoTenantId tenant)
@@ -356,15 +378,12 @@ payymo_rate_limit_check(PayymoTenantId tenant, int32 rate_per_second, bool for_a
 	LWLockRelease(stats_shared->lock);
 
 	if (!admitted)
-	{
-		payymo_context_fail_closed();
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("rate limit exceeded for tenant " INT64_FORMAT, tenant),
 				 errhint("The tenant may set a context at most %d times per second (payymo.tenants.rate_limit_per_second); retry later.",
 						 rate_per_second),
 				 errhidestmt(true)));
-	}
 }
 
 /*
@@ -428,7 +447,7 @@ stats_ExecutorFinish(QueryDesc *queryDesc)
 static void
 stats_ExecutorEnd(QueryDesc *queryDesc)
 {
-	PayymoTenantId tenant = payymo_current_tenant_or_none();
+	PayymoTenantId tenant = payymo_tenant;
 
 	if (tenant != PAYYMO_NO_TENANT && queryDesc->totaltime != NULL &&
 		stats_enabled(nesting_level))
@@ -529,8 +548,12 @@ payymo_stats_init(void)
 
 /*
  * payymo.tenant_stats() RETURNS SETOF record
- *	 (tenant_id, statements, rows, total_exec_time, denied, rate_limited,
- *	  last_activity)
+ *	 (datid, tenant_id, statements, rows, total_exec_time, denied,
+ *	  rate_limited, last_activity)
+ *
+ * Every database's entries; the view payymo.tenant_stats shows the current
+ * database's.  Installed as 0.1.0 declared it (seven columns, no datid),
+ * it returns the current database's entries only.
  */
 Datum
 payymo_tenant_stats(PG_FUNCTION_ARGS)
@@ -538,9 +561,13 @@ payymo_tenant_stats(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	HASH_SEQ_STATUS hash_seq;
 	TenantEntry *entry;
+	bool		with_datid;
 
 	require_stats();
 	InitMaterializedSRF(fcinfo, 0);
+	with_datid = rsinfo->setDesc->natts == TENANT_STATS_COLS;
+	if (!with_datid && rsinfo->setDesc->natts != TENANT_STATS_COLS_0_1)
+		elog(ERROR, "payymo.tenant_stats() returns an unexpected number of columns");
 
 	LWLockAcquire(stats_shared->lock, LW_SHARED);
 	hash_seq_init(&hash_seq, stats_hash);
@@ -549,18 +576,23 @@ payymo_tenant_stats(PG_FUNCTION_ARGS)
 		Datum		values[TENANT_STATS_COLS];
 		bool		nulls[TENANT_STATS_COLS] = {0};
 		TenantEntry copy;
+		int			i = 0;
 
+		if (!with_datid && entry->key.dbid != MyDatabaseId)
+			continue;
 		SpinLockAcquire(&entry->mutex);
 		copy = *entry;
 		SpinLockRelease(&entry->mutex);
 
-		values[0] = Int64GetDatum(copy.tenant);
-		values[1] = Int64GetDatum(copy.statements);
-		values[2] = Int64GetDatum(copy.rows);
-		values[3] = Float8GetDatum(copy.exec_time_ms);
-		values[4] = Int64GetDatum(copy.denied);
-		values[5] = Int64GetDatum(copy.rate_limited);
-		values[6] = TimestampTzGetDatum(copy.last_activity);
+		if (with_datid)
+			values[i++] = ObjectIdGetDatum(copy.key.dbid);
+		values[i++] = Int64GetDatum(copy.key.tenant);
+		values[i++] = Int64GetDatum(copy.statements);
+		values[i++] = Int64GetDatum(copy.rows);
+		values[i++] = Float8GetDatum(copy.exec_time_ms);
+		values[i++] = Int64GetDatum(copy.denied);
+		values[i++] = Int64GetDatum(copy.rate_limited);
+		values[i++] = TimestampTzGetDatum(copy.last_activity);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(stats_shared->lock);
@@ -571,9 +603,9 @@ payymo_tenant_stats(PG_FUNCTION_ARGS)
 /*
  * payymo.tenant_stats_reset(tenant_id bigint DEFAULT NULL) RETURNS void
  *
- * Zeroes the counters of one tenant, or of all when tenant_id is NULL.
- * Entries, last activity and token buckets are kept, so a reset never
- * refills a rate-limited tenant's bucket.
+ * Zeroes the counters of one tenant of the current database, or of all of
+ * its tenants when tenant_id is NULL.  Entries, last activity and token
+ * buckets are kept, so a reset never refills a rate-limited tenant's bucket.
  */
 Datum
 payymo_tenant_stats_reset(PG_FUNCTION_ARGS)
@@ -589,14 +621,10 @@ payymo_tenant_stats_reset(PG_FUNCTION_ARGS)
 	hash_seq_init(&hash_seq, stats_hash);
 	while ((entry = hash_seq_search(&hash_seq)) != NULL)
 	{
-		if (!all && entry->tenant != tenant)
+		if (entry->key.dbid != MyDatabaseId || (!all && entry->key.tenant != tenant))
 			continue;
 		SpinLockAcquire(&entry->mutex);
-		entry->statements = 0;
-		entry->rows = 0;
-		entry->exec_time_ms = 0.0;
-		entry->denied = 0;
-		entry->rate_limited = 0;
+		zero_counters(entry);
 		SpinLockRelease(&entry->mutex);
 	}
 	LWLockRelease(stats_shared->lock);

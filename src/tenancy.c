@@ -10,10 +10,17 @@
  * therefore SECURITY INVOKER wrappers: they call
  * payymo._issue_ticket(), which checks that current_user -- the real
  * caller, or the owner of a SECURITY DEFINER function that calls them --
- * owns the table(s) and every partition, and records a ticket for them;
- * the SECURITY DEFINER worker starts with payymo._take_ticket(), which
- * consumes the ticket and refuses without one.  A ticket is good for one
- * call in the same transaction.
+ * may do the work, and records a ticket for the table(s); the SECURITY
+ * DEFINER worker starts with payymo._take_ticket(), which consumes the
+ * ticket and refuses without one.  A ticket is good for one call in the
+ * same transaction, for the same tables and the same kind of work.
+ *
+ * Who may do what.  Putting a table under tenancy, and adding references
+ * between such tables, strengthens them: the owner may, and so may any
+ * member of the owning role, as for every ALTER TABLE.  Taking a table out
+ * of tenancy ("weakening") is for superusers and members of payymo_admin
+ * only: the owner is often a role that application or migration logins
+ * are members of, and those must not be able to switch isolation off.
  *
  * Inside the worker, every statement on the caller's table goes through
  * payymo._as_table_owner(), which runs it as the table's owner in a
@@ -30,7 +37,6 @@
 #include "catalog/pg_inherits.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
-#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -45,8 +51,11 @@ PG_FUNCTION_INFO_V1(payymo_as_table_owner);
 
 #define TICKET_RELS 2
 
-/* The tables whose ownership was checked, and in which transaction. */
+#define ADMIN_ROLE "payymo_admin"
+
+/* The tables the ticket is for, its kind, and its transaction. */
 static Oid	ticket_rels[TICKET_RELS];
+static bool ticket_weakens = false;
 static LocalTransactionId ticket_lxid = InvalidLocalTransactionId;
 
 static Oid
@@ -89,31 +98,60 @@ require_owner_of_tree(Oid relid)
 		require_owner(lfirst_oid(lc));
 }
 
+/* Superusers and members of payymo_admin may take tables out of tenancy. */
+static void
+require_tenancy_admin(void)
+{
+	Oid			admin = get_role_oid(ADMIN_ROLE, true);
+
+	if (!superuser() && !(OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to take a table out of tenancy"),
+				 errdetail("Only superusers and members of role \"%s\" may weaken tenant isolation; owning the table is not enough.",
+						   ADMIN_ROLE),
+				 errhint("Ask an administrator, or GRANT %s to the role that maintains the schema.",
+						 ADMIN_ROLE)));
+}
+
+/* The weakens argument; 0.1.0 declared the ticket functions without it. */
+static bool
+weakens_arg(FunctionCallInfo fcinfo)
+{
+	return PG_NARGS() > TICKET_RELS && !PG_ARGISNULL(TICKET_RELS) &&
+		PG_GETARG_BOOL(TICKET_RELS);
+}
+
 /*
- * payymo._issue_ticket(tbl regclass, tbl2 regclass) RETURNS void
+ * payymo._issue_ticket(tbl regclass, tbl2 regclass, weakens boolean)
+ * RETURNS void
  */
 Datum
 payymo_issue_ticket(PG_FUNCTION_ARGS)
 {
 	int			i;
 
+	ticket_weakens = weakens_arg(fcinfo);
+	if (ticket_weakens)
+		require_tenancy_admin();
 	for (i = 0; i < TICKET_RELS; i++)
 	{
 		ticket_rels[i] = PG_ARGISNULL(i) ? InvalidOid : PG_GETARG_OID(i);
-		if (OidIsValid(ticket_rels[i]))
+		if (OidIsValid(ticket_rels[i]) && !ticket_weakens)
 			require_owner_of_tree(ticket_rels[i]);
 	}
-	ticket_lxid = MyProc->lxid;
+	ticket_lxid = PAYYMO_MY_LXID;
 	PG_RETURN_VOID();
 }
 
 /*
- * payymo._take_ticket(tbl regclass, tbl2 regclass) RETURNS void
+ * payymo._take_ticket(tbl regclass, tbl2 regclass, weakens boolean)
+ * RETURNS void
  */
 Datum
 payymo_take_ticket(PG_FUNCTION_ARGS)
 {
-	bool		valid = (ticket_lxid == MyProc->lxid);
+	bool		valid = (ticket_lxid == PAYYMO_MY_LXID);
 	int			i;
 
 	for (i = 0; i < TICKET_RELS; i++)
@@ -123,6 +161,8 @@ payymo_take_ticket(PG_FUNCTION_ARGS)
 		if (relid != ticket_rels[i])
 			valid = false;
 	}
+	if (weakens_arg(fcinfo) != ticket_weakens)
+		valid = false;
 	ticket_lxid = InvalidLocalTransactionId;
 	if (!valid)
 		ereport(ERROR,

@@ -73,7 +73,7 @@ static void
 refuse_cross_tenant(Relation rel, const char *colname, PayymoTenantId tenant,
 					bool is_update)
 {
-	payymo_security_event(PAYYMO_EVENT_CROSS_TENANT_WRITE, tenant);
+	payymo_security_event(PAYYMO_EVENT_CROSS_TENANT_WRITE, tenant, NULL);
 	if (is_update)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -164,15 +164,15 @@ payymo_stamp_tenant(PG_FUNCTION_ARGS)
 			(newnull || tenant_from_datum(oldval, typid) ==
 			 tenant_from_datum(newval, typid)))
 		{
-			if (payymo_current_tenant_or_none() == PAYYMO_NO_TENANT &&
+			if (payymo_tenant == PAYYMO_NO_TENANT &&
 				check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED)
 				(void) payymo_require_tenant();
 			return PointerGetDatum(newtuple);
 		}
-		refuse_cross_tenant(rel, colname, payymo_current_tenant_or_none(), true);
+		refuse_cross_tenant(rel, colname, payymo_tenant, true);
 	}
 
-	tenant = payymo_current_tenant_or_none();
+	tenant = payymo_tenant;
 	if (tenant == PAYYMO_NO_TENANT)
 	{
 		/* See the header comment: restores by roles that bypass RLS. */

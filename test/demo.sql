@@ -17,6 +17,9 @@ DO $$ BEGIN
 END $$;
 
 CREATE SCHEMA demo;
+-- All tenants share this role: its sessions must not see each other's query
+-- text in pg_stat_activity.
+ALTER ROLE payymo_app SET track_activities = off;
 GRANT USAGE ON SCHEMA demo TO payymo_app;
 
 -- demo.refused(sql): runs a statement that must fail and prints why.

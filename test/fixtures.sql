@@ -21,6 +21,10 @@ BEGIN
 END
 $$;
 GRANT EXECUTE ON FUNCTION payymo.assume_tenant(bigint, boolean) TO payymo_job;
+-- All tenants share these roles: their sessions must not see each other's
+-- query text in pg_stat_activity (payymo.audit() reports it otherwise).
+ALTER ROLE payymo_client SET track_activities = off;
+ALTER ROLE payymo_job SET track_activities = off;
 
 CREATE SCHEMA payymo_test;
 GRANT USAGE ON SCHEMA payymo_test TO payymo_client, payymo_job;
@@ -70,6 +74,19 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 GRANT EXECUTE ON FUNCTION payymo_test.err(text) TO payymo_client, payymo_job;
 
+-- The HINT of the error a statement raises, or 'no error'.
+CREATE FUNCTION payymo_test.err_hint(sql text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE h text;
+BEGIN
+    EXECUTE sql;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT;
+    RETURN h;
+END $$;
+GRANT EXECUTE ON FUNCTION payymo_test.err_hint(text) TO payymo_client, payymo_job;
+
 -- EXPLAIN output as rows, for plan-shape assertions.
 CREATE FUNCTION payymo_test.explain(query text) RETURNS SETOF text
 LANGUAGE plpgsql
@@ -80,7 +97,8 @@ GRANT EXECUTE ON FUNCTION payymo_test.explain(text) TO payymo_client, payymo_job
 
 -- -------------------------------------------------------------------------
 -- Tables under tenancy (test/pgtap/tenancy*.sql, test/shell/tenancy.t).
--- The Payymo schema, created and put under tenancy by payymo_owner, a
+-- The Payymo schema (token columns bytea, for encrypt_token), created and
+-- put under tenancy by payymo_owner, a
 -- non-superuser NOLOGIN owner (so payymo.audit() stays clean); the client
 -- gets ordinary DML grants.  Both tenants have rows; bravo's carry the
 -- marker 'BRAVO-SECRET' so that tests can look for leaks.
@@ -103,8 +121,8 @@ CREATE TABLE app.bank_connections (
     bank_name VARCHAR(100),
     account_id VARCHAR(100) NOT NULL,
     account_name VARCHAR(255),
-    access_token TEXT,
-    refresh_token TEXT,
+    access_token BYTEA,                 -- encrypt_token() output
+    refresh_token BYTEA,
     token_expires_at TIMESTAMP,
     status VARCHAR(20) DEFAULT 'active',
     created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
@@ -141,7 +159,8 @@ COMMIT;
 BEGIN;
 SELECT payymo.assume_tenant(payymo_test.tenant('bravo'));
 INSERT INTO app.bank_connections (bank_id, bank_name, account_id, account_name, access_token)
-SELECT 'bank-secret-' || i, 'BRAVO-SECRET bank', 'acc-secret-' || i, 'BRAVO-SECRET ' || i, 'BRAVO-SECRET token'
+SELECT 'bank-secret-' || i, 'BRAVO-SECRET bank', 'acc-secret-' || i, 'BRAVO-SECRET ' || i,
+       payymo.encrypt_token('BRAVO-SECRET token', 'bank_connections.access_token')
   FROM generate_series(1, 200) i;
 INSERT INTO app.transactions (bank_connection_id, amount, description)
 SELECT b.id, 999, 'BRAVO-SECRET payment'

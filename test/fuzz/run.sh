@@ -37,7 +37,7 @@ cflags=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 # Sources and libraries of each harness.
 declare -A srcs=(
     [apikey]="test/fuzz/fuzz_apikey.c src/keyformat.c -lsodium"
-    [keyfile]="test/fuzz/fuzz_keyfile.c src/keyfile.c"
+    [keyfile]="test/fuzz/fuzz_keyfile.c src/keyfile.c -lsodium"
     [token_header]="-I$pgserver -Itest/fuzz test/fuzz/fuzz_token_header.c test/fuzz/shim.c src/keyfile.c $pgport -lsodium -lm"
 )
 

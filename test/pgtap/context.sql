@@ -3,7 +3,7 @@
 -- transactions.  It writes nothing but last_used_at.
 \set QUIET 1
 SET client_min_messages = warning;
-SELECT plan(46);
+SELECT plan(74);
 
 -- No context: fail closed.
 SELECT is(current_setting('payymo.tenant_id'), '', 'no context at connection start');
@@ -19,7 +19,7 @@ SELECT throws_ok($$SELECT set_config('payymo.tenant_id', '1', false)$$, '42501',
                  'set_config(..., false) is refused');
 SELECT throws_ok($$SELECT set_config('payymo.tenant_id', '1', true)$$, '42501', NULL,
                  'set_config(..., true) is refused');
-SELECT throws_ok($$RESET payymo.tenant_id$$, '42501', NULL, 'RESET of the setting is refused');
+SELECT lives_ok($$RESET payymo.tenant_id$$, 'RESET of the setting is allowed: it can only clear');
 SELECT throws_ok($$ALTER ROLE CURRENT_USER SET payymo.tenant_id = '1'$$, '42501', NULL,
                  'ALTER ROLE ... SET is refused');
 SELECT throws_ok($$SET payymo.tenant_id_2 = '1'$$, '42602', NULL,
@@ -84,6 +84,78 @@ SELECT throws_ok($$SELECT payymo.set_tenant('pyk_wrong')$$, '28000', 'invalid AP
                  'a bad key raises 28000');
 SELECT throws_ok('SELECT payymo.current_tenant()', '42501', NULL,
                  'the failure (caught in a subtransaction) dropped the session context');
+
+-- ... inside a transaction block too, where the statement's end does not
+-- clear anything: the rest of the transaction runs without a context.
+SELECT lives_ok(format('SELECT payymo.set_tenant(%L, false)', payymo_test.key('bravo')), 'session scope again');
+BEGIN;
+SELECT throws_ok($$SELECT payymo.set_tenant('pyk_wrong')$$, '28000', 'invalid API key',
+                 'a bad key inside BEGIN raises 28000');
+SELECT throws_ok('SELECT payymo.current_tenant()', '42501', NULL,
+                 'inside BEGIN, the caught failure dropped the session context for the rest of the transaction');
+COMMIT;
+SELECT throws_ok('SELECT payymo.current_tenant()', '42501', NULL, 'and it stays dropped after COMMIT');
+
+-- Any failure of set_tenant, not only a bad key: a NULL scope (22004).
+SELECT lives_ok(format('SELECT payymo.set_tenant(%L, false)', payymo_test.key('bravo')), 'session scope again');
+SELECT throws_ok(format('SELECT payymo.set_tenant(%L, NULL)', payymo_test.key('alpha')), '22004', NULL,
+                 'set_tenant(key, NULL) raises 22004');
+SELECT throws_ok('SELECT payymo.current_tenant()', '42501', NULL,
+                 'a NULL argument clears the context like a bad key');
+
+-- A context cleared by a failure cannot come back by rolling back a later
+-- success: session bravo; fail; set alpha in a savepoint; roll it back; roll
+-- the transaction back.
+SELECT lives_ok(format('SELECT payymo.set_tenant(%L, false)', payymo_test.key('bravo')), 'session scope again');
+BEGIN;
+SELECT throws_ok($$SELECT payymo.set_tenant('pyk_wrong')$$, '28000', NULL, 'a failure in the transaction');
+SAVEPOINT later;
+SELECT lives_ok(format('SELECT payymo.set_tenant(%L)', payymo_test.key('alpha')), 'then a success in a savepoint');
+SELECT is(payymo.current_tenant(), payymo_test.tenant('alpha'), 'which sets alpha');
+ROLLBACK TO SAVEPOINT later;
+SELECT throws_ok('SELECT payymo.current_tenant()', '42501', NULL,
+                 'rolling the success back leaves no context, not the one the failure cleared');
+ROLLBACK;
+SELECT throws_ok('SELECT payymo.current_tenant()', '42501', NULL,
+                 'nor does rolling back the whole transaction bring back the session context');
+
+-- A success after a failure stays in force.
+SELECT lives_ok(format('SELECT payymo.set_tenant(%L, false)', payymo_test.key('bravo')), 'session scope again');
+BEGIN;
+SELECT throws_ok($$SELECT payymo.set_tenant('pyk_wrong')$$, '28000', NULL, 'a failure');
+SELECT lives_ok(format('SELECT payymo.set_tenant(%L, false)', payymo_test.key('alpha')), 'then a session-scope success');
+COMMIT;
+SELECT is(payymo.current_tenant(), payymo_test.tenant('alpha'), 'the later success stays after COMMIT');
+SELECT payymo.clear_tenant();
+
+-- Cursors declared WITH HOLD keep their rows after the transaction, so they
+-- must not outlive the context they read under.
+BEGIN;
+SELECT lives_ok(format('SELECT payymo.set_tenant(%L)', payymo_test.key('alpha')), 'transaction scope');
+SELECT throws_ok('DECLARE held CURSOR WITH HOLD FOR SELECT slug FROM payymo.tenants', '0A000',
+                 'cannot declare a WITH HOLD cursor under a transaction-scoped tenant context',
+                 'no WITH HOLD cursor under a transaction-scoped context');
+SELECT lives_ok('DECLARE plain CURSOR FOR SELECT slug FROM payymo.tenants', 'a cursor without hold is fine');
+COMMIT;
+SELECT lives_ok(format('SELECT payymo.set_tenant(%L, false)', payymo_test.key('alpha')), 'session scope');
+SELECT lives_ok('DECLARE held CURSOR WITH HOLD FOR SELECT slug FROM payymo.tenants',
+                'a WITH HOLD cursor under a session-scoped context');
+SELECT throws_ok(format('SELECT payymo.set_tenant(%L)', payymo_test.key('bravo')), '24000',
+                 'cursor "held" was declared WITH HOLD under another tenant context',
+                 'switching to another tenant while it is open is refused');
+SELECT throws_ok('SELECT payymo.current_tenant()', '42501', NULL, 'and, as any failure, clears the context');
+SELECT lives_ok(format('SELECT payymo.set_tenant(%L, false)', payymo_test.key('alpha')),
+                'its own tenant can be set again');
+SELECT results_eq('FETCH ALL FROM held', $$VALUES ('alpha')$$, 'the cursor holds alpha''s row only');
+CLOSE held;
+SELECT lives_ok(format('SELECT payymo.set_tenant(%L)', payymo_test.key('bravo')),
+                'once it is closed, another tenant can be set');
+BEGIN;
+DECLARE early CURSOR WITH HOLD FOR SELECT slug FROM payymo.tenants;
+SELECT throws_ok(format('SELECT payymo.set_tenant(%L)', payymo_test.key('bravo')), '24000', NULL,
+                 'a WITH HOLD cursor declared without a context blocks a context set later in its transaction');
+ROLLBACK;
+SELECT payymo.clear_tenant();
 
 -- last_used_at: written at most once a minute, never in a read-only transaction.
 SELECT payymo_test.admin(format($$UPDATE payymo.api_key_store SET last_used_at = NULL

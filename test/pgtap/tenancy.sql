@@ -181,7 +181,7 @@ BEGIN
     RETURN true;
 END $$;
 SET LOCAL client_min_messages = warning;
-SELECT is((SELECT count(*) FROM app.bank_connections WHERE pg_temp.leak(account_name || access_token || '')
+SELECT is((SELECT count(*) FROM app.bank_connections WHERE pg_temp.leak(account_name || bank_name)
            OR pg_temp.leak(account_name)), 7::bigint, 'the leaky function ran');
 SELECT is((SELECT count(*) FROM seen WHERE v LIKE '%BRAVO%'), 0::bigint,
           'a cheap leaky function in WHERE never receives bravo''s values');

@@ -2,7 +2,7 @@
 -- and the DDL guard.  DDL runs through payymo_test.admin() (superuser) or
 -- through functions owned by payymo_owner; the client runs the rest.
 BEGIN;
-SELECT plan(40);
+SELECT plan(56);
 
 -- 1. enable_tenancy: what it builds (on the fixture table, by a non-superuser owner).
 SELECT is((SELECT relrowsecurity AND relforcerowsecurity FROM pg_class
@@ -54,7 +54,7 @@ SELECT is((SELECT count(*) FROM pg_policy WHERE polrelid = 'app.bank_connections
 SELECT throws_ok($$SELECT payymo.enable_tenancy('app.bank_connections')$$, '42501',
                  'must be owner of table bank_connections', 'the client cannot enable tenancy');
 SELECT throws_ok($$SELECT payymo.disable_tenancy('app.bank_connections')$$, '42501',
-                 'must be owner of table bank_connections', 'the client cannot disable tenancy');
+                 'permission denied to take a table out of tenancy', 'the client cannot disable tenancy');
 SELECT throws_ok($$SELECT payymo.add_tenant_reference('app.transactions', 'bank_connection_id', 'app.bank_connections')$$,
                  '42501', NULL, 'the client cannot add tenant references');
 SELECT throws_ok($$SELECT payymo._disable_tenancy('app.bank_connections')$$, '42501',
@@ -91,7 +91,7 @@ SELECT payymo_test.admin($$SELECT payymo.enable_tenancy('app.parted');
                            GRANT SELECT, INSERT ON app.parted_1, app.parted_2, app.parted_3 TO payymo_client$$);
 SELECT is((SELECT count(*) FROM payymo.tenant_tables t JOIN pg_class c ON c.oid = t.relid
             WHERE t.root = 'app.parted'::regclass AND c.relforcerowsecurity
-              AND payymo._tenancy_problem(t.relid) IS NULL), 3::bigint,
+              AND NOT EXISTS (SELECT FROM payymo._tenancy_problems(t.relid))), 3::bigint,
           'existing, created and attached partitions are all under tenancy');
 SELECT payymo_test.admin($$
     SELECT payymo.assume_tenant(payymo_test.tenant('bravo'));
@@ -108,7 +108,7 @@ SELECT throws_ok($$SELECT payymo_test.admin('TRUNCATE app.parted_3')$$, '42501',
 
 -- 5. The DDL guard: each weakening statement is refused.
 SELECT is(payymo_test.err($$SELECT payymo_test.admin('DROP POLICY payymo_tenant_isolation ON app.bank_connections')$$),
-          '42501 table app.bank_connections is under tenancy: policy payymo_tenant_isolation would be missing by this statement',
+          '42501 table app.bank_connections is under tenancy: this statement would weaken it',
           'DROP POLICY payymo_tenant_isolation is refused, for a superuser too');
 SELECT is(left(payymo_test.err($$SELECT payymo_test.as_owner('ALTER TABLE app.bank_connections DISABLE ROW LEVEL SECURITY')$$), 5),
           '42501', 'DISABLE ROW LEVEL SECURITY by the owner is refused');
@@ -127,17 +127,88 @@ SELECT is(left(payymo_test.err($$SELECT payymo_test.as_owner('ALTER POLICY payym
 SELECT is(left(payymo_test.err($$SELECT payymo_test.as_owner('ALTER TABLE app.parted_2 NO FORCE ROW LEVEL SECURITY')$$), 5),
           '42501', 'weakening a partition is refused');
 
--- 6. disable_tenancy still works, and enable_tenancy restores everything.
-SELECT lives_ok($$SELECT payymo_test.as_owner('SELECT payymo.disable_tenancy(''app.bank_connections'')')$$,
-                'the owner can disable tenancy');
+SELECT is(left(payymo_test.err($$SELECT payymo_test.as_owner('CREATE POLICY everyone ON app.bank_connections USING (true)')$$), 5),
+          '42501', 'adding a permissive policy, which OR-s with payymo''s, is refused');
+SELECT lives_ok($$SELECT payymo_test.as_owner('CREATE POLICY only_small ON app.transactions AS RESTRICTIVE USING (amount < 1000)')$$,
+                'a restrictive policy, which narrows access, is allowed');
+SELECT is(left(payymo_test.err($$SELECT payymo_test.as_owner('ALTER TABLE app.transactions ALTER COLUMN tenant_id DROP NOT NULL')$$), 5),
+          '42501', 'letting the tenant column take NULL is refused');
+SELECT is(left(payymo_test.err($$SELECT payymo_test.as_owner(
+              'CREATE OR REPLACE TRIGGER payymo_stamp_tenant AFTER INSERT OR UPDATE ON app.transactions
+               FOR EACH ROW EXECUTE FUNCTION payymo.stamp_tenant(''tenant_id'')')$$), 5),
+          '42501', 'replacing the row trigger with an AFTER trigger is refused');
+SELECT is(left(payymo_test.err($$SELECT payymo_test.as_owner(
+              'CREATE OR REPLACE TRIGGER payymo_stamp_tenant BEFORE INSERT OR UPDATE OF amount ON app.transactions
+               FOR EACH ROW EXECUTE FUNCTION payymo.stamp_tenant(''tenant_id'')')$$), 5),
+          '42501', 'narrowing the row trigger to some columns is refused');
+SELECT is(left(payymo_test.err($$SELECT payymo_test.as_owner(
+              'CREATE OR REPLACE TRIGGER payymo_stamp_tenant BEFORE INSERT OR UPDATE ON app.transactions
+               FOR EACH ROW EXECUTE FUNCTION payymo.stamp_tenant(''bank_connection_id'')')$$), 5),
+          '42501', 'pointing the row trigger at another column is refused');
+-- A restore runs as a superuser with row_security = off; an owner who sets
+-- it off is not restoring.
+SELECT is(left(payymo_test.err($$SELECT payymo_test.as_owner(
+              'SET LOCAL row_security = off; ALTER TABLE app.transactions NO FORCE ROW LEVEL SECURITY')$$), 5),
+          '42501', 'a non-superuser owner with row_security = off is still refused');
+
+-- 6. Who may take a table out of tenancy: superusers and payymo_admin members,
+-- not the owner, nor the logins that are members of the owning role.
+SELECT payymo_test.admin($$
+    CREATE ROLE payymo_test_member LOGIN IN ROLE payymo_owner;
+    CREATE ROLE payymo_test_dba NOLOGIN IN ROLE payymo_admin;
+    GRANT USAGE ON SCHEMA app TO payymo_test_dba;
+    CREATE FUNCTION payymo_test.as_member(sql text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'BEGIN EXECUTE sql; RETURN ''ok''; END';
+    ALTER FUNCTION payymo_test.as_member(text) OWNER TO payymo_test_member;
+    CREATE FUNCTION payymo_test.as_dba(sql text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'BEGIN EXECUTE sql; RETURN ''ok''; END';
+    ALTER FUNCTION payymo_test.as_dba(text) OWNER TO payymo_test_dba;
+    GRANT EXECUTE ON FUNCTION payymo_test.as_member(text), payymo_test.as_dba(text) TO payymo_client$$);
+SELECT is(payymo_test.err($$SELECT payymo_test.as_owner('SELECT payymo.disable_tenancy(''app.bank_connections'')')$$),
+          '42501 permission denied to take a table out of tenancy', 'the owner cannot disable tenancy');
+SELECT is(payymo_test.err($$SELECT payymo_test.as_member('SELECT payymo.disable_tenancy(''app.bank_connections'')')$$),
+          '42501 permission denied to take a table out of tenancy',
+          'a login role that is a member of the owning role cannot either');
+SELECT lives_ok($$SELECT payymo_test.as_member('SELECT payymo.enable_tenancy(''app.bank_connections'')')$$,
+                'but it may (re)enable tenancy, which only strengthens the table');
+SELECT is(payymo_test.err($$SELECT payymo_test.as_owner('SELECT payymo._issue_ticket(''app.bank_connections'', NULL, false);
+                                                          SELECT payymo._disable_tenancy(''app.bank_connections'')')$$),
+          '42501 payymo''s internal tenancy functions cannot be called directly',
+          'a ticket for enabling does not buy a call of the disabling worker');
+SELECT lives_ok($$SELECT payymo_test.as_dba('SELECT payymo.disable_tenancy(''app.bank_connections'')')$$,
+                'a member of payymo_admin can disable tenancy on a table it does not own');
 SELECT is((SELECT relrowsecurity OR relforcerowsecurity FROM pg_class WHERE oid = 'app.bank_connections'::regclass)
           OR EXISTS (SELECT FROM pg_policy WHERE polrelid = 'app.bank_connections'::regclass)
           OR EXISTS (SELECT FROM pg_trigger WHERE tgrelid = 'app.bank_connections'::regclass AND NOT tgisinternal)
           OR EXISTS (SELECT FROM payymo.tenant_tables WHERE relid = 'app.bank_connections'::regclass),
           false, 'disable_tenancy removed RLS, policy, triggers and the registration');
 SELECT lives_ok($$SELECT payymo_test.as_owner('SELECT payymo.enable_tenancy(''app.bank_connections'')')$$,
-                'and can enable it again');
-SELECT is(payymo._tenancy_problem('app.bank_connections'), NULL, 'the table is intact again');
+                'the owner can enable it again');
+SELECT is_empty($$SELECT * FROM payymo._tenancy_problems('app.bank_connections')$$, 'the table is intact again');
+
+-- 7. enable_tenancy refuses what would leave the table open.
+SELECT payymo_test.admin($$
+    CREATE TABLE app.prefilled (id int PRIMARY KEY, note text);
+    INSERT INTO app.prefilled VALUES (1, 'existing row');
+    CREATE TABLE app.widened (id int PRIMARY KEY, tenant_id bigint);
+    ALTER TABLE app.widened ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY open_all ON app.widened USING (true)$$);
+SELECT is(payymo_test.err($$SELECT payymo_test.admin('SELECT payymo.enable_tenancy(''app.widened'')')$$),
+          '55000 table app.widened has the permissive policy open_all',
+          'a table with another permissive policy is refused');
+SELECT payymo.clear_tenant();
+SELECT throws_ok($$SELECT payymo_test.admin('SELECT payymo.enable_tenancy(''app.prefilled'')')$$, '55000',
+                 'table app.prefilled has rows, and no tenant context is set to give them',
+                 'adding the tenant column to a table with rows needs a context for them');
+SELECT is(payymo_test.admin_value($$SELECT e FROM (SELECT payymo_test.err_hint('SELECT payymo.enable_tenancy(''app.prefilled'')') e) x$$)
+          ~ 'payymo.assume_tenant', true, 'and the hint says to call assume_tenant first');
+SELECT lives_ok($$SELECT payymo_test.admin(format('SELECT payymo.assume_tenant(%s); SELECT payymo.enable_tenancy(''app.prefilled'')',
+                                                  payymo_test.tenant('bravo')))$$,
+                'with assume_tenant the rows get the tenant');
+SELECT is(payymo_test.admin_value('SELECT tenant_id FROM app.prefilled')::bigint, payymo_test.tenant('bravo'),
+          'the existing row belongs to that tenant');
 
 SELECT * FROM finish();
 ROLLBACK;

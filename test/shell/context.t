@@ -15,25 +15,40 @@ admin() { q -d "$db" "$@"; }
 ALPHA=$(admin -c "SELECT payymo_test.key('alpha')")
 ALPHA_ID=$(admin -c "SELECT payymo_test.tenant('alpha')")
 
-# --- every authentication failure is the same 28000, and clears the context
+log_start=$(wc -l <"$PAYYMO_LOG")
+# this test's own lines of the server log
+own_log() { tail -n +"$((log_start + 1))" "$PAYYMO_LOG"; }
+
+# --- every authentication failure is the same 28000, and clears the context.
+# Revoked and expired keys belong to an active tenant, so that only the
+# revocation or the expiry can refuse them; forged keys pass every format
+# check (test/forge_key.py computes a valid checksum), so that only the
+# stored hash can refuse them.
 tenant=$(admin -c "SELECT tenant_id FROM payymo.create_tenant('context-t', 'Context T')")
 revoked=$(admin -c "SELECT payymo.issue_api_key($tenant, 'revoked')")
 admin -c "SELECT payymo.revoke_api_key(split_part('$revoked', '_', 2))" >/dev/null
 expired=$(admin -c "SELECT payymo.issue_api_key($tenant, 'expired', now() + interval '1 hour')")
 admin -c "UPDATE payymo.api_key_store SET expires_at = now() - interval '1 second'
           WHERE key_id = split_part('$expired', '_', 2)"
-suspended=$(admin -c "SELECT payymo.issue_api_key($tenant, 'suspended')")
-admin -c "SELECT payymo.suspend_tenant($tenant)" >/dev/null
-unknown="pyk_aaaaaaaaaaaaaaaa_$(printf 'b%.0s' $(seq 60))"   # well-formed, bad checksum
+suspended_tenant=$(admin -c "SELECT tenant_id FROM payymo.create_tenant('context-s', 'Context S')")
+suspended=$(admin -c "SELECT payymo.issue_api_key($suspended_tenant, 'suspended')")
+admin -c "SELECT payymo.suspend_tenant($suspended_tenant)" >/dev/null
+wrong_secret=$(test/forge_key.py "$(cut -d_ -f2 <<<"$ALPHA")")
+unknown_id=$(test/forge_key.py "$(head -c10 /dev/urandom | base32 | tr 'A-Z' 'a-z' | cut -c1-16)")
+badsum="pyk_aaaaaaaaaaaaaaaa_$(printf 'b%.0s' $(seq 60))"   # well-formed, bad checksum
 mistyped="${ALPHA:0:40}x${ALPHA:41}"
 overlong="$ALPHA$ALPHA"
+is "$(psql -X -A -t -d "$db" -U payymo_client -c "BEGIN" -c "SELECT payymo.set_tenant('$ALPHA')" -c "COMMIT" 2>&1)" \
+   "BEGIN
+$ALPHA_ID
+COMMIT" "control: alpha's real key works"
 
 declare -A bad=(
-    [unknown]="'$unknown'" [mistyped]="'$mistyped'" [revoked]="'$revoked'"
-    [expired]="'$expired'" [suspended]="'$suspended'" [null]="NULL"
-    [empty]="''" [overlong]="'$overlong'"
+    [wrong_secret]="'$wrong_secret'" [unknown_id]="'$unknown_id'" [badsum]="'$badsum'"
+    [mistyped]="'$mistyped'" [revoked]="'$revoked'" [expired]="'$expired'"
+    [suspended]="'$suspended'" [null]="NULL" [empty]="''" [overlong]="'$overlong'"
 )
-for kind in unknown mistyped revoked expired suspended null empty overlong; do
+for kind in wrong_secret unknown_id badsum mistyped revoked expired suspended null empty overlong; do
     out=$(client -v VERBOSITY=verbose -c "SELECT payymo.set_tenant(${bad[$kind]}, false)" \
           | grep -v '^LOCATION:')
     is "$out" "ERROR:  28000: invalid API key" "$kind key: 28000, the one generic message, nothing else"
@@ -63,29 +78,97 @@ like "$(cat "$rr_out")" "snapshot taken.*invalid API key|invalid API key" \
     "a key revoked after a REPEATABLE READ snapshot is refused in that transaction"
 rm -f "$rr_out"
 
-# --- the server log never holds a key
+# Bookkeeping never fails a valid key: under REPEATABLE READ, a key whose
+# row another session changed after the snapshot (its label here) and whose
+# last_used_at is due would make the last_used_at write a serialization
+# failure (40001); set_tenant skips that write under snapshot isolation.
+admin -c "UPDATE payymo.api_key_store SET last_used_at = NULL WHERE key_id = split_part('$ALPHA', '_', 2)"
+rr_out=$(mktemp)
+{ echo "BEGIN ISOLATION LEVEL REPEATABLE READ;"; echo "SELECT 'snapshot taken';"; sleep 1
+  echo "SELECT payymo.set_tenant('$ALPHA');"; echo "COMMIT;"; } | client >"$rr_out" &
+sleep 0.5
+admin -c "UPDATE payymo.api_key_store SET label = 'relabelled' WHERE key_id = split_part('$ALPHA', '_', 2)"
+wait
+is "$(cat "$rr_out")" "snapshot taken
+$ALPHA_ID" "a valid key works in a REPEATABLE READ transaction whose snapshot predates a change of its row"
+rm -f "$rr_out"
+is "$(admin -c "SELECT count(last_used_at) FROM payymo.api_key_store WHERE key_id = split_part('$ALPHA', '_', 2)")" "0" \
+   "under REPEATABLE READ, last_used_at is not written"
+
+# Any failure clears the context, not only a bad key: a statement timeout
+# and a cancel while set_tenant waits for a lock on the key table.
+lock_keys() { admin -c "BEGIN" -c "LOCK TABLE payymo.api_key_store" -c "SELECT pg_sleep($1)" -c "COMMIT" >/dev/null; }
+out=$(client -c "SELECT payymo.set_tenant('$ALPHA', false)" -c "SELECT pg_sleep(2)" \
+             -c "SET statement_timeout = '300ms'" -c "SELECT payymo.set_tenant('$ALPHA')" \
+             -c "RESET statement_timeout" -c "SELECT payymo.current_tenant()" 2>&1 &
+      sleep 1; lock_keys 4; wait)
+like "$out" "canceling statement due to statement timeout" "control: set_tenant waited for the lock and timed out"
+like "$out" "no tenant context set" "a statement timeout inside set_tenant clears the session context set before"
+out=$(client -c "SELECT payymo.set_tenant('$ALPHA', false)" -c "SELECT pg_sleep(2)" \
+             -c "SELECT payymo.set_tenant('$ALPHA')" -c "SELECT payymo.current_tenant()" 2>&1 &
+      sleep 1; lock_keys 4 &
+      sleep 2.5
+      admin -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+                 WHERE usename = 'payymo_client' AND wait_event_type = 'Lock'" >/dev/null
+      wait)
+like "$out" "canceling statement due to user request" "control: set_tenant waited for the lock and was cancelled"
+like "$out" "no tenant context set" "a cancel inside set_tenant clears the session context set before"
+
+# ... and the same for assume_tenant: an unknown tenant, a NULL argument.
+out=$(psql -X -A -t -d "$db" -U payymo_job -c "SELECT payymo.assume_tenant($ALPHA_ID, false)" \
+        -c "SELECT payymo.assume_tenant(999999)" -c "SELECT payymo.current_tenant()" 2>&1)
+like "$out" "tenant 999999 does not exist" "assume_tenant of an unknown tenant fails"
+like "$out" "no tenant context set" "and clears the context the job had"
+out=$(psql -X -A -t -d "$db" -U payymo_job -c "SELECT payymo.assume_tenant($ALPHA_ID, false)" \
+        -c "SELECT payymo.assume_tenant(NULL)" -c "SELECT payymo.current_tenant()" 2>&1)
+like "$out" "tenant_id must not be null" "assume_tenant(NULL) fails"
+like "$out" "no tenant context set" "and clears the context too"
+
+# A transaction-scoped context outside a transaction block ends with the
+# statement: a warning, as SET LOCAL gives.
+out=$(client -v VERBOSITY=verbose -c "SELECT payymo.set_tenant('$ALPHA')" | grep -v '^LOCATION:')
+like "$out" "WARNING:  25P01: payymo.set_tenant\(\) outside a transaction block sets the tenant for this statement only" \
+    "set_tenant in autocommit warns that the context ends with the statement"
+out=$(client -c "BEGIN" -c "SELECT payymo.set_tenant('$ALPHA')" -c "COMMIT")
+unlike "$out" "WARNING" "inside BEGIN there is no warning"
+
+# --- the server log never holds a key (this test's lines only)
 wait_for_log "invalid API key"
 ok $? "failed set_tenant calls are logged"
 leaked=0
-for kind in unknown mistyped revoked expired suspended overlong; do
+for kind in wrong_secret unknown_id badsum mistyped revoked expired suspended overlong; do
     k=${bad[$kind]//\'/}
-    grep -qF -- "${k:21:52}" "$PAYYMO_LOG" && leaked=1
+    own_log | grep -qF -- "${k:21:52}" && leaked=1
 done
 ok $((leaked)) "no presented key (nor its secret part) appears in the server log"
 # After each "invalid API key" entry, that backend's continuation lines
 # (DETAIL, HINT, CONTEXT, STATEMENT) must not include the statement.
-stmt=$(awk '
+stmt=$(own_log | awk '
     /ERROR:  invalid API key/ { match($0, /\[[0-9]+\]/); pid = substr($0, RSTART, RLENGTH); watch = 1; next }
     watch && index($0, pid) {
         if ($0 ~ /STATEMENT:/) print
         if ($0 !~ /(DETAIL|HINT|CONTEXT|STATEMENT):/) watch = 0
-    }' "$PAYYMO_LOG")
+    }')
 is "$stmt" "" "the statement of a failed set_tenant is hidden from the log"
 # Positive control: an ordinary failing statement with a marker IS logged,
 # so the grep above would have found a leaked key.
 client -c "SELECT 'pyk_control_marker'::int" >/dev/null
 wait_for_log "pyk_control_marker"
+own_log | grep -q "pyk_control_marker"
 ok $? "control: an ordinary failed statement's text does reach the log"
+
+# --- who an event is charged to: a key's tenant only once its secret matched
+events=$(own_log | grep -A1 'payymo security event: bad_api_key' | grep 'DETAIL:')
+wrong_id=$(cut -d_ -f2 <<<"$wrong_secret")
+like "$events" "tenant=none key_id=$wrong_id role=payymo_client" \
+    "a real key id with a wrong secret is logged with the key id, not charged to its tenant"
+unlike "$(grep -F "key_id=$wrong_id" <<<"$events")" "tenant=[0-9]" "the probe of alpha's key id names no tenant"
+like "$events" "tenant=$tenant key_id=$(cut -d_ -f2 <<<"$revoked") " \
+    "a revoked key (secret matched) is charged to its tenant"
+like "$events" "tenant=$suspended_tenant key_id=$(cut -d_ -f2 <<<"$suspended") " \
+    "a key of a suspended tenant is charged to it"
+like "$events" "tenant=none key_id=none role=payymo_client client=local" \
+    "a malformed key has no key id"
 
 # --- DISCARD ALL, and the context is per-session
 out=$(client -c "SELECT payymo.set_tenant('$ALPHA', false)" -c "DISCARD ALL" \
@@ -114,7 +197,7 @@ admin -c "CREATE DATABASE dump_src" && admin -c "CREATE DATABASE dump_dst"
 q -d dump_src -c "CREATE EXTENSION payymo" >/dev/null
 key=$(q -d dump_src -c "SELECT api_key FROM payymo.create_tenant('dumped', 'Dumped Ltd')")
 pg_dump -d dump_src | q -d dump_dst >/dev/null 2>&1
-out=$(psql -X -A -t -d dump_dst -U payymo_client -c "SELECT payymo.set_tenant('$key')" 2>&1)
+out=$(psql -X -A -t -d dump_dst -U payymo_client -c "SELECT payymo.set_tenant('$key', false)" 2>&1)
 is "$out" "1" "a key issued before pg_dump works in the restored database"
 out=$(q -d dump_dst -c "SELECT tenant_id FROM payymo.create_tenant('after-restore', 'After')")
 is "$out" "2" "the tenant id sequence continues after restore"

@@ -10,7 +10,7 @@ out=$(PAYYMO_DEMO_REUSE=1 test/demo.sh 2>&1)
 ok $? "the walkthrough exits 0"
 like "$out" "Walkthrough complete\." "it runs to the end"
 like "$out" "refused, SQLSTATE 42501: no tenant context set" "no context: tenancy tables fail closed"
-like "$out" "refused, SQLSTATE 42501: permission denied to set parameter \"payymo.tenant_id\"" \
+like "$out" "refused, SQLSTATE 42501: parameter \"payymo.tenant_id\" cannot be set directly" \
     "a forged SET is refused"
 like "$out" "refused, SQLSTATE 42501: cannot write another tenant's row" "a cross-tenant insert is refused"
 is "$(printf '%s\n' "$out" | grep -A2 'Globex rows an Acme UPDATE touched' | tail -1 | tr -d ' ')" 0 \

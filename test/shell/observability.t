@@ -77,54 +77,106 @@ begin_step
 client -c "SELECT payymo.set_tenant('$revoked')" >/dev/null
 log=$(end_step)
 is "$(count "$log" "LOG:  payymo security event: bad_api_key")" "1" "a bad key: exactly one event line"
-like "$log" "DETAIL:  tenant=$BRAVO_ID role=payymo_client client=local" \
-    "the event names the key's tenant, the role and the client"
+like "$log" "DETAIL:  tenant=$BRAVO_ID key_id=$(cut -d_ -f2 <<<"$revoked") role=payymo_client client=local" \
+    "the event names the key's tenant and id, the role and the client"
 ok "$(grep -qF -- "${revoked:21:52}" "$PAYYMO_LOG"; [ $? -eq 1 ]; echo $?)" \
     "the key's secret is nowhere in the server log"
 is "$(admin -c "SELECT denied FROM payymo.tenant_stats WHERE tenant_id = $BRAVO_ID")" \
    "$((${denied_before:-0} + 1))" "the bad key counts as denied for its tenant"
 
-# Forged settings: every client path, one event per attempt.
+# Forged settings: every client path, one event per attempt, detected where
+# the setting refuses the value (its check hook), for clients and superusers.
 declare -a forged=(
     "SET payymo.tenant_id = '$BRAVO_ID'"
     "BEGIN; SET LOCAL payymo.tenant_id = '$BRAVO_ID'; COMMIT"
-    "RESET payymo.tenant_id"
-    "SET payymo.tenant_id TO DEFAULT"
     "SELECT set_config('payymo.tenant_id', '$BRAVO_ID', false)"
     "SELECT set_config('payymo.tenant_id', '$BRAVO_ID', true)"
     "BEGIN; SAVEPOINT s; SELECT set_config('payymo.tenant_id', '$BRAVO_ID', false); ROLLBACK"
     "ALTER ROLE CURRENT_USER SET payymo.tenant_id = '$BRAVO_ID'"
+    "CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql SET payymo.tenant_id = '$BRAVO_ID' AS 'SELECT 1'"
 )
 for sql in "${forged[@]}"; do
     begin_step
     out=$(client -c "$sql")
     log=$(end_step)
-    like "$out" "permission denied to set parameter \"payymo.tenant_id\"" "refused: $sql"
+    like "$out" "ERROR:  parameter \"payymo.tenant_id\" cannot be set directly" "refused: $sql"
     is "$(count "$log" "LOG:  payymo security event: forged_setting")" "1" "one forged_setting event: $sql"
 done
 
-# ... by a superuser too (refused by the check hook), and with a context.
+# Clearing is not forging: RESET and SET ... TO DEFAULT only clear.
+for sql in "RESET payymo.tenant_id" "SET payymo.tenant_id TO DEFAULT"; do
+    begin_step
+    out=$(client -c "SELECT payymo.set_tenant('$ALPHA', false)" -c "$sql" -c "SELECT payymo.current_tenant()")
+    log=$(end_step)
+    like "$out" "no tenant context set" "$sql clears the context"
+    is "$(count "$log" "forged_setting")" "0" "$sql is no forged_setting event"
+done
+
+# ... by a superuser too, and with a context.
 begin_step
 admin -c "SET payymo.tenant_id = '$BRAVO_ID'" >/dev/null 2>&1
 log=$(end_step)
 is "$(count "$log" "LOG:  payymo security event: forged_setting")" "1" "a superuser's SET: one event"
+like "$log" "DETAIL:  tenant=none key_id=none role=postgres client=local" "which names the superuser"
 denied_before=$(admin -c "SELECT coalesce(sum(denied), 0) FROM payymo.tenant_stats WHERE tenant_id = $ALPHA_ID")
 begin_step
 client -c "SELECT payymo.set_tenant('$ALPHA', false)" \
        -c "SELECT set_config('payymo.tenant_id', '$BRAVO_ID', false)" >/dev/null
 log=$(end_step)
 like "$log" "payymo security event: forged_setting" "a forgery under alpha's context is logged"
-like "$log" "DETAIL:  \[payymo tenant=$ALPHA_ID\] tenant=$ALPHA_ID role=payymo_client" \
+like "$log" "DETAIL:  \[payymo tenant=$ALPHA_ID\] tenant=$ALPHA_ID key_id=none role=payymo_client" \
     "and names alpha"
 is "$(admin -c "SELECT denied FROM payymo.tenant_stats WHERE tenant_id = $ALPHA_ID")" \
    "$((denied_before + 1))" "and counts as denied for alpha"
 
-# Not caught (documented): a refusal swallowed by an exception handler.
+# A refusal caught by an exception handler is reported all the same: the
+# event comes from the setting itself, not from the error's report.
 begin_step
 client -c "DO \$\$ BEGIN PERFORM set_config('payymo.tenant_id', '1', false);
             EXCEPTION WHEN insufficient_privilege THEN NULL; END \$\$" >/dev/null
 log=$(end_step)
-is "$(count "$log" "forged_setting")" "0" "a refusal caught by an exception handler is not reported"
+is "$(count "$log" "forged_setting")" "1" "a refusal caught by an exception handler is reported"
+
+# An error that only looks like a refusal is no event and counts nowhere: a
+# client cannot forge events to inflate a tenant's denied.
+denied_before=$(admin -c "SELECT denied FROM payymo.tenant_stats WHERE tenant_id = $ALPHA_ID")
+begin_step
+client -c "SELECT payymo.set_tenant('$ALPHA', false)" \
+       -c "DO \$\$ BEGIN RAISE EXCEPTION 'permission denied to set parameter \"payymo.tenant_id\"'
+            USING ERRCODE = '42501'; END \$\$" >/dev/null
+log=$(end_step)
+is "$(count "$log" "forged_setting")" "0" "a RAISE that imitates the refusal is no event"
+is "$(admin -c "SELECT denied FROM payymo.tenant_stats WHERE tenant_id = $ALPHA_ID")" "$denied_before" \
+   "and does not count as denied"
+
+# Probes with a real key id and a wrong secret are logged, but charged to
+# nobody: not the key's tenant (bravo), and no entry is created for them.
+denied_before=$(admin -c "SELECT denied FROM payymo.tenant_stats WHERE tenant_id = $BRAVO_ID")
+entries_before=$(admin -c "SELECT count(*) FROM payymo.tenant_stats")
+bravo_id=$(admin -c "SELECT key_id FROM payymo.api_keys WHERE tenant_id = $BRAVO_ID AND revoked_at IS NULL LIMIT 1")
+begin_step
+for i in 1 2 3; do client -c "SELECT payymo.set_tenant('$(test/forge_key.py "$bravo_id")')" >/dev/null; done
+for i in 1 2 3; do
+    client -c "SELECT payymo.set_tenant('$(test/forge_key.py "$(head -c10 /dev/urandom | base32 | tr A-Z a-z | cut -c1-16)")')" >/dev/null
+done
+log=$(end_step)
+is "$(count "$log" "tenant=none key_id=$bravo_id ")" "3" "each probe of bravo's key id is logged with the key id"
+is "$(admin -c "SELECT denied FROM payymo.tenant_stats WHERE tenant_id = $BRAVO_ID")" "$denied_before" \
+   "probes with a wrong secret do not count as bravo's denied"
+is "$(admin -c "SELECT count(*) FROM payymo.tenant_stats")" "$entries_before" \
+   "probes of unknown key ids create no statistics entry"
+
+# Events raised in a parallel worker have no client connection of their own.
+begin_step
+client -c "SET force_parallel_mode = on" -c "SET parallel_setup_cost = 0" \
+       -c "BEGIN" -c "SELECT payymo.set_tenant('$ALPHA')" \
+       -c "EXPLAIN (COSTS OFF) SELECT payymo.decrypt_token(decode('b101' || repeat('00', 60), 'hex')) FROM payymo.tenants" \
+       -c "SELECT payymo.decrypt_token(decode('b101' || repeat('00', 60), 'hex')) FROM payymo.tenants" >"$PGDATA_DIR/../parallel.out" 2>&1
+log=$(end_step)
+grep -q "Gather" "$PGDATA_DIR/../parallel.out"
+ok $? "control: the decrypt runs in a parallel worker"
+like "$(grep -A1 'decrypt_failed' <<<"$log")" "client=unknown" \
+    "an event raised in a parallel worker gives the client as unknown, not as a local connection"
 
 # A legitimate set_tenant writes no event.
 begin_step

@@ -46,11 +46,17 @@ out=$(psql -X -A -t -d "$db" -U payymo_client -f "$work/burst.sql" 2>&1)
 like "$out" "HINT:  The tenant may set a context at most $RATE times per second" \
     "the error's hint names the limit"
 
-# After a second the bucket is full again.
-sleep 1.1
+# After a second the bucket is full again -- and no fuller after a long
+# idle time: a burst gets at most the bucket's capacity plus its refill.
+sleep 3
+start=$(date +%s.%N)
 out=$(psql -X -A -t -d "$db" -U payymo_client -f "$work/burst.sql" 2>&1)
-ok "$([ "$(printf '%s\n' "$out" | grep -c "^$id$")" -ge "$RATE" ]; echo $?)" \
-    "after a pause of a second the tenant gets a full bucket again"
+end=$(date +%s.%N)
+burst=$(printf '%s\n' "$out" | grep -c "^$id$")
+limit=$(awk -v s="$start" -v e="$end" -v r="$RATE" 'BEGIN { printf "%d", r + (e - s) * r + 1 }')
+ok "$([ "$burst" -ge "$RATE" ]; echo $?)" "after a pause the tenant gets a full bucket again ($burst >= $RATE)"
+ok "$([ "$burst" -le "$limit" ]; echo $?)" \
+    "after 3 idle seconds a burst still gets no more than the capacity: $burst <= $limit"
 
 # NULL means unlimited.
 admin -c "UPDATE payymo.tenants SET rate_limit_per_second = NULL WHERE id = $id"

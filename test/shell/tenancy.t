@@ -45,13 +45,16 @@ client -c "BEGIN" -c "SELECT payymo.set_tenant('$ALPHA')" \
 wait_for_log 'security event: cross_tenant_write'
 ok $? "a cross-tenant write logs a security event"
 
-# --- the owner, logged in through SET ROLE, can disable and enable tenancy
+# --- the owner, through SET ROLE, cannot disable tenancy; an administrator
+# can, and the owner can enable it again
 out=$(admin -c "BEGIN" -c "SET ROLE payymo_owner" \
-            -c "SELECT payymo.disable_tenancy('app.transactions')" \
+            -c "SELECT payymo.disable_tenancy('app.transactions')" -c "ROLLBACK" 2>&1)
+like "$out" "permission denied to take a table out of tenancy" "the owner cannot disable tenancy"
+out=$(admin -c "BEGIN" -c "SELECT payymo.disable_tenancy('app.transactions')" -c "SET ROLE payymo_owner" \
             -c "SELECT payymo.enable_tenancy('app.transactions')" \
             -c "SELECT payymo.add_tenant_reference('app.transactions', 'bank_connection_id', 'app.bank_connections')" \
-            -c "SELECT coalesce(payymo._tenancy_problem('app.transactions'), 'intact')" -c "ROLLBACK" 2>&1)
-like "$out" 'intact' "a non-superuser owner can disable and re-enable tenancy"
+            -c "SELECT coalesce((SELECT string_agg(problem, '; ') FROM payymo._tenancy_problems('app.transactions')), 'intact')" -c "ROLLBACK" 2>&1)
+like "$out" 'intact' "after a superuser disabled it, the non-superuser owner can enable tenancy again"
 
 # --- audit() on a fresh database with a table under tenancy is empty
 q -c "DROP DATABASE IF EXISTS payymo_tenancy_audit" >/dev/null 2>&1

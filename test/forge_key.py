@@ -1,0 +1,37 @@
+#!/usr/bin/python3
+"""Print a well-formed payymo API key -- right prefix, alphabet, lengths and
+checksum -- for a given key id, with a random (or given) secret.  Tests use
+it for keys that pass every format check, so that only the stored hash can
+refuse them: a real key id with a wrong secret, or an unknown key id.
+
+    test/forge_key.py KEY_ID [SECRET]
+
+The checksum is computed from the format's description alone (BLAKE2b with
+digest size 16 and personalisation "payymo-keycheck1" over everything
+before it, first 5 bytes, lowercase base32 without padding), with PyNaCl.
+"""
+import base64
+import secrets
+import sys
+
+from nacl.hashlib import blake2b
+
+ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+
+
+def b32(data: bytes) -> str:
+    return base64.b32encode(data).decode().rstrip("=").lower()
+
+
+def main() -> None:
+    key_id = sys.argv[1]
+    secret = sys.argv[2] if len(sys.argv) > 2 else b32(secrets.token_bytes(32))
+    assert len(key_id) == 16 and len(secret) == 52
+    assert all(c in ALPHABET for c in key_id + secret)
+    body = f"pyk_{key_id}_{secret}"
+    check = blake2b(body.encode(), digest_size=16, person=b"payymo-keycheck1").digest()[:5]
+    print(body + b32(check))
+
+
+if __name__ == "__main__":
+    main()
