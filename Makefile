@@ -54,7 +54,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 
 .DEFAULT_GOAL := all
-.PHONY: deps deps-extended demo test test-extended bench
+.PHONY: deps deps-extended demo test test-extended test-cassert bench bench-keyprobe
 
 deps:
 	@test/deps.sh
@@ -72,6 +72,17 @@ test: deps
 # BENCH_FULL=1 for long rounds.  See README "Performance".
 bench: deps-extended
 	@bench/run.sh
+
+# The `make test` suite against PostgreSQL 15 built with --enable-cassert
+# from the Debian source package, into $PAYYMO_CACHE (default
+# /var/cache/payymo) once: about 7 minutes the first time, then as long as
+# `make test`.
+test-cassert: deps
+	@PG_CONFIG=$$(test/pgbuild.sh 15 cassert) test/run.sh
+
+# Whether set_tenant's time tells which key ids exist (about a minute).
+bench-keyprobe: deps
+	@bench/keyprobe.sh
 
 # The reliability suite (pooler, drivers, soak, crash restart, fuzzing,
 # sanitizers); bounded to about 12 minutes.

@@ -58,7 +58,7 @@ mkdir -p bench/results
 results=bench/results/latest.md
 
 echo "== build"
-if [ "${BENCH_BUILD:-1}" = 1 ] && ! flock /tmp/payymo-build.lock sh -c 'make -s && make -s install' >"$work/build.log" 2>&1; then
+if [ "${BENCH_BUILD:-1}" = 1 ] && ! build_and_install "$work/build.log"; then
     cat "$work/build.log"; exit 1
 fi
 

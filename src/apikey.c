@@ -154,15 +154,17 @@ open_tenants(Oid *pkey)
 	return rel;
 }
 
-/* The first tuple whose primary key equals value, or NULL. */
+/*
+ * The first tuple, in primary-key order, whose key compares with value as
+ * strategy says (BTEqualStrategyNumber with procedure eqproc, ...), or NULL.
+ */
 static HeapTuple
-fetch_by_pkey(Relation rel, Oid pkey, RegProcedure eqproc, Oid collation,
-			  Datum value, Snapshot snapshot, SysScanDesc *scan)
+fetch_by_pkey(Relation rel, Oid pkey, StrategyNumber strategy, RegProcedure proc,
+			  Oid collation, Datum value, Snapshot snapshot, SysScanDesc *scan)
 {
 	ScanKeyData skey;
 
-	ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
-						   collation, eqproc, value);
+	ScanKeyEntryInitialize(&skey, 0, 1, strategy, InvalidOid, collation, proc, value);
 	*scan = systable_beginscan(rel, pkey, true, snapshot, 1, &skey);
 	return systable_getnext(*scan);
 }
@@ -183,8 +185,8 @@ read_tenant(PayymoTenantId tenant, TenantRow *row)
 	HeapTuple	tup;
 	bool		found;
 
-	tup = fetch_by_pkey(rel, pkey, F_INT8EQ, InvalidOid, Int64GetDatum(tenant),
-						snapshot, &scan);
+	tup = fetch_by_pkey(rel, pkey, BTEqualStrategyNumber, F_INT8EQ, InvalidOid,
+						Int64GetDatum(tenant), snapshot, &scan);
 	found = HeapTupleIsValid(tup);
 	if (found)
 	{
@@ -247,6 +249,41 @@ touch_key(Oid owner, Datum key_id)
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 }
 
+/* What verification reads of a key's row. */
+typedef struct KeyRow
+{
+	bool		key_id_matches; /* the row is the presented key id's */
+	PayymoTenantId tenant;
+	unsigned char hash[KEY_HASH_BYTES];
+	bool		usable;			/* neither revoked nor expired */
+	bool		stale;			/* last_used_at is due for an update */
+} KeyRow;
+
+static void
+read_key_row(HeapTuple tup, TupleDesc desc, const char *key_id, TimestampTz now,
+			 KeyRow *row)
+{
+	bool		isnull;
+	text	   *id = DatumGetTextPP(heap_getattr(tup, STORE_KEY_ID, desc, &isnull));
+	bytea	   *hash;
+	Datum		expires;
+	Datum		last_used;
+	bool		expires_null;
+
+	row->key_id_matches = VARSIZE_ANY_EXHDR(id) == KEY_ID_CHARS &&
+		memcmp(VARDATA_ANY(id), key_id, KEY_ID_CHARS) == 0;
+	row->tenant = DatumGetInt64(heap_getattr(tup, STORE_TENANT_ID, desc, &isnull));
+	hash = DatumGetByteaPP(heap_getattr(tup, STORE_SECRET_HASH, desc, &isnull));
+	if (VARSIZE_ANY_EXHDR(hash) == KEY_HASH_BYTES)
+		memcpy(row->hash, VARDATA_ANY(hash), KEY_HASH_BYTES);
+	(void) heap_getattr(tup, STORE_REVOKED_AT, desc, &isnull);
+	expires = heap_getattr(tup, STORE_EXPIRES_AT, desc, &expires_null);
+	row->usable = isnull && (expires_null || DatumGetTimestampTz(expires) > now);
+	last_used = heap_getattr(tup, STORE_LAST_USED_AT, desc, &isnull);
+	row->stale = isnull ||
+		DatumGetTimestampTz(last_used) < now - LAST_USED_GRANULARITY_SECS * USECS_PER_SEC;
+}
+
 /*
  * Verify a well-formed key.  Returns its tenant, or PAYYMO_NO_TENANT when
  * the key must be refused; then *owner is the key's tenant if the secret
@@ -264,10 +301,8 @@ static PayymoTenantId
 verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit)
 {
 	unsigned char presented[KEY_HASH_BYTES];
-	unsigned char stored[KEY_HASH_BYTES];
-	PayymoTenantId tenant = PAYYMO_NO_TENANT;
-	bool		usable = false;
-	bool		stale = false;
+	KeyRow		row = {0};
+	PayymoTenantId tenant;
 	TimestampTz now = GetCurrentTimestamp();
 	Datum		key_id = PointerGetDatum(cstring_to_text_with_len(key + KEY_ID_OFFSET, KEY_ID_CHARS));
 	Oid			pkey;
@@ -275,52 +310,40 @@ verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit)
 	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	SysScanDesc scan;
 	HeapTuple	tup;
-	TenantRow	row;
+	TenantRow	tenant_row;
 
-	memset(stored, 0, sizeof(stored));
 	payymo_apikey_hash(key, presented);
 
-	tup = fetch_by_pkey(store, pkey, F_TEXTEQ, DEFAULT_COLLATION_OID, key_id,
-						snapshot, &scan);
+	/*
+	 * The first row whose key id is not below the presented one: the key's
+	 * own row, or for an unknown key id the next one, which is read all the
+	 * same and then ignored -- one index descent and one row read either
+	 * way, so the time taken does not tell whether a key id exists.
+	 */
+	tup = fetch_by_pkey(store, pkey, BTGreaterEqualStrategyNumber, F_TEXT_GE,
+						DEFAULT_COLLATION_OID, key_id, snapshot, &scan);
 	if (HeapTupleIsValid(tup))
-	{
-		TupleDesc	desc = RelationGetDescr(store);
-		bool		isnull;
-		bytea	   *hash;
-		Datum		expires;
-		Datum		last_used;
-		bool		expires_null;
-
-		tenant = DatumGetInt64(heap_getattr(tup, STORE_TENANT_ID, desc, &isnull));
-		hash = DatumGetByteaPP(heap_getattr(tup, STORE_SECRET_HASH, desc, &isnull));
-		if (VARSIZE_ANY_EXHDR(hash) == KEY_HASH_BYTES)
-			memcpy(stored, VARDATA_ANY(hash), KEY_HASH_BYTES);
-		(void) heap_getattr(tup, STORE_REVOKED_AT, desc, &isnull);
-		expires = heap_getattr(tup, STORE_EXPIRES_AT, desc, &expires_null);
-		usable = isnull && (expires_null || DatumGetTimestampTz(expires) > now);
-		last_used = heap_getattr(tup, STORE_LAST_USED_AT, desc, &isnull);
-		stale = isnull ||
-			DatumGetTimestampTz(last_used) < now - LAST_USED_GRANULARITY_SECS * USECS_PER_SEC;
-	}
+		read_key_row(tup, RelationGetDescr(store), key + KEY_ID_OFFSET, now, &row);
 	systable_endscan(scan);
 	UnregisterSnapshot(snapshot);
+	if (!row.key_id_matches)
+		memset(&row, 0, sizeof(row));
 
-	/* The secret decides first, compared even when no row was found. */
-	if (sodium_memcmp(presented, stored, KEY_HASH_BYTES) != 0)
-		tenant = PAYYMO_NO_TENANT;
+	/* The secret decides first; an unknown key id compares with zeros. */
+	tenant = sodium_memcmp(presented, row.hash, KEY_HASH_BYTES) == 0 ?
+		row.tenant : PAYYMO_NO_TENANT;
 	*owner = tenant;
 	sodium_memzero(presented, sizeof(presented));
-	sodium_memzero(stored, sizeof(stored));
+	sodium_memzero(row.hash, sizeof(row.hash));
 
 	if (tenant != PAYYMO_NO_TENANT)
 	{
-		if (!read_tenant(tenant, &row))
-			row.active = false;
-		usable = usable && row.active;
-		*rate_limit = row.rate_limit;
-		if (!usable)
+		if (!read_tenant(tenant, &tenant_row))
+			tenant_row.active = false;
+		*rate_limit = tenant_row.rate_limit;
+		if (!row.usable || !tenant_row.active)
 			tenant = PAYYMO_NO_TENANT;
-		else if (stale)
+		else if (row.stale)
 			touch_key(store->rd_rel->relowner, key_id);
 	}
 

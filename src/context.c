@@ -30,12 +30,13 @@
  * the (sub)transaction, and the abort restores whatever value the GUC had
  * before, so the clearing has to happen after that.  An attempt therefore
  * starts with payymo_context_begin(), which makes every value set so far
- * void (failure_epoch moves past their epochs) and registers a callback on
- * the (sub)transaction's memory context, which is deleted after the GUC
- * stack has been unwound.  A successful call takes the voiding back in
- * payymo_context_set().  After a failure the callback clears any void value
- * still in force, however it came back (rollback to a savepoint, the end
- * of the transaction): a value set before the failure can never return.
+ * void (failure_epoch moves past their epochs), and a successful call takes
+ * the voiding back in payymo_context_set().  Callbacks on memory contexts,
+ * which are deleted after the GUC stack has been unwound -- the
+ * transaction's, and that of every subtransaction that aborts once some
+ * attempt has failed -- clear any void value still in force, however it
+ * came back (rollback to a savepoint, the end of the transaction): a value
+ * set before a failure can never return.
  *
  *-------------------------------------------------------------------------
  */
@@ -89,9 +90,11 @@ static uint64 failure_epoch = 0;
 static bool setting_from_payymo = false;
 static bool setting_local = false;
 
-/* The (sub)transaction whose memory context already has the callback. */
+static void context_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+									 SubTransactionId parentSubid, void *arg);
+
+/* The transaction whose TopTransactionContext already has the callback. */
 static LocalTransactionId armed_lxid = InvalidLocalTransactionId;
-static SubTransactionId armed_subid = InvalidSubTransactionId;
 
 /*
  * Parse a setting value: "" means no tenant, otherwise a positive integer.
@@ -185,6 +188,7 @@ payymo_context_init(void)
 							   check_tenant_id,
 							   assign_tenant_id,
 							   NULL);
+	RegisterSubXactCallback(context_subxact_callback, NULL);
 }
 
 /*
@@ -243,30 +247,34 @@ clear_when_deleted(MemoryContext cxt)
 
 /*
  * Start an attempt to set the context: until payymo_context_set() succeeds,
- * every value set so far is void, and the end of this (sub)transaction and
- * of the whole transaction clears it.  Call it before anything that can
- * fail.
+ * every value set so far is void, and the end of the transaction clears it.
+ * Call it before anything that can fail.
  */
 void
 payymo_context_begin(PayymoContextAttempt *attempt)
 {
-	LocalTransactionId lxid = PAYYMO_MY_LXID;
-	SubTransactionId subid = GetCurrentSubTransactionId();
-
 	attempt->saved_failure_epoch = failure_epoch;
 	failure_epoch = ++epoch_counter;
 
-	if (armed_lxid != lxid)
+	if (armed_lxid != PAYYMO_MY_LXID)
 	{
 		clear_when_deleted(TopTransactionContext);
-		armed_lxid = lxid;
-		armed_subid = TopSubTransactionId;
+		armed_lxid = PAYYMO_MY_LXID;
 	}
-	if (armed_subid != subid)
-	{
+}
+
+/*
+ * A subtransaction aborts: once any attempt has failed in this backend, the
+ * value its abort restores may be void, so check after the GUC stack is
+ * unwound, when its memory context is deleted.  (Registering only here, and
+ * not at every attempt, keeps committed subtransactions' contexts empty.)
+ */
+static void
+context_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB && failure_epoch > 0)
 		clear_when_deleted(CurTransactionContext);
-		armed_subid = subid;
-	}
 }
 
 /*

@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 . test/lib.sh
 
 if [ "${PAYYMO_DEMO_REUSE:-0}" != 1 ]; then
-    flock /tmp/payymo-build.lock sh -c 'make -s && make -s install' >/dev/null
+    log=$(mktemp)
+    build_and_install "$log" || { cat "$log"; exit 1; }
+    rm -f "$log"
     keydir=$(mktemp -d /tmp/payymo-keys.XXXXXX)
     trap 'cluster_stop; rm -rf "$keydir"' EXIT
     cluster_start "shared_preload_libraries = 'payymo'" \

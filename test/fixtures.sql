@@ -87,6 +87,16 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 GRANT EXECUTE ON FUNCTION payymo_test.err_hint(text) TO payymo_client, payymo_job;
 
+-- Rows of a tenant in a table, counted by whoever calls it (the
+-- administrator through payymo_test.admin_value, bypassing RLS).
+CREATE FUNCTION payymo_test.count_rows(tbl regclass, col name, tenant bigint) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM %s WHERE %I = %s', tbl, col, tenant) INTO n;
+    RETURN n;
+END $$;
+
 -- EXPLAIN output as rows, for plan-shape assertions.
 CREATE FUNCTION payymo_test.explain(query text) RETURNS SETOF text
 LANGUAGE plpgsql

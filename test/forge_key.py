@@ -5,6 +5,7 @@ it for keys that pass every format check, so that only the stored hash can
 refuse them: a real key id with a wrong secret, or an unknown key id.
 
     test/forge_key.py KEY_ID [SECRET]
+    test/forge_key.py < key-ids          one key per key id read, one per line
 
 The checksum is computed from the format's description alone (BLAKE2b with
 digest size 16 and personalisation "payymo-keycheck1" over everything
@@ -23,14 +24,21 @@ def b32(data: bytes) -> str:
     return base64.b32encode(data).decode().rstrip("=").lower()
 
 
-def main() -> None:
-    key_id = sys.argv[1]
-    secret = sys.argv[2] if len(sys.argv) > 2 else b32(secrets.token_bytes(32))
+def forge(key_id: str, secret: str = "") -> str:
+    secret = secret or b32(secrets.token_bytes(32))
     assert len(key_id) == 16 and len(secret) == 52
     assert all(c in ALPHABET for c in key_id + secret)
     body = f"pyk_{key_id}_{secret}"
     check = blake2b(body.encode(), digest_size=16, person=b"payymo-keycheck1").digest()[:5]
-    print(body + b32(check))
+    return body + b32(check)
+
+
+def main() -> None:
+    if len(sys.argv) > 1:
+        print(forge(*sys.argv[1:3]))
+    else:
+        for line in sys.stdin:
+            print(forge(line.strip()))
 
 
 if __name__ == "__main__":

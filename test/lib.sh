@@ -6,7 +6,12 @@
 # a Unix socket inside that directory -- so they never collide with another
 # cluster on this machine -- and removed by cluster_stop.
 
-PG_BINDIR=$(pg_config --bindir)
+# PG_CONFIG selects the PostgreSQL installation (default: the pg_config on
+# PATH, the Debian packages); its binaries go first on PATH, so that psql,
+# pg_prove and pg_dump match the server.
+PG_CONFIG=${PG_CONFIG:-pg_config}
+PG_BINDIR=$("$PG_CONFIG" --bindir)
+export PG_CONFIG PATH="$PG_BINDIR:$PATH"
 
 # Run a command as the OS user postgres (or as ourselves when not root).
 as_postgres() {
@@ -76,10 +81,15 @@ make_key_file() {
     echo "$file"
 }
 
-# build_and_install LOG: build with warnings as errors and install; the
-# lock keeps concurrent runs on one machine from installing half a build.
+# build_and_install LOG: build with warnings as errors and install into the
+# PG_CONFIG installation, cleaning first when the last build was for
+# another; the lock keeps concurrent runs on one machine from installing
+# half a build.
 build_and_install() {
-    flock /tmp/payymo-build.lock sh -c 'make -s WERROR=1 && make -s install' >"$1" 2>&1 \
+    flock /tmp/payymo-build.lock sh -c '
+        stamp=.build-pg-config
+        [ "$(cat $stamp 2>/dev/null)" = "$PG_CONFIG" ] || { make -s clean; echo "$PG_CONFIG" >$stamp; }
+        make -s WERROR=1 && make -s install' >"$1" 2>&1 \
         && ! grep -q 'warning:' "$1"
 }
 

@@ -35,10 +35,11 @@ log() { echo "pgbuild: $*" >&2; }
 
 # The deb-src entries point at the archive this machine already uses.
 src_list=/etc/apt/sources.list.d/payymo-src.sources
+archive=$(grep -hoE 'https?://[^ ]+/debian/?$' /etc/apt/sources.list.d/*.sources \
+              /etc/apt/sources.list 2>/dev/null | grep -v payymo | head -1 || true)
+archive=${archive%/}
+archive=${archive:-http://deb.debian.org/debian}
 if [ ! -f "$src_list" ]; then
-    archive=$(grep -hoE 'https?://[^ ]+/debian/?$' /etc/apt/sources.list.d/*.sources \
-                  /etc/apt/sources.list 2>/dev/null | head -1 || true)
-    archive=${archive:-http://deb.debian.org/debian}
     cat >"$src_list" <<EOF
 Types: deb-src
 URIs: $archive
@@ -66,9 +67,30 @@ fi
 work=$cache/src/$name
 rm -rf "$work" "$prefix"
 mkdir -p "$work"
+# The upstream tarball from the source package.  A mirror may lag behind
+# its index by a point release, so when apt-get cannot fetch the version
+# the index names, take the newest earlier point release the pool still has
+# (its .dsc, then the tarball the .dsc lists, checked against the .dsc).
+fetch_orig() {
+    local newest upstream minor m rev file sum
+    (cd "$work" && apt-get source -qq --download-only "postgresql-$version/$suite" >/dev/null 2>&1) \
+        && return 0
+    newest=$(apt-cache showsrc "postgresql-$version" | awk '/^Version:/ { print $2 }' | sort -V | tail -1)
+    upstream=${newest%%-*}
+    minor=${upstream#*.}
+    for m in $(seq "$minor" -1 0); do
+        for rev in "0+deb13u1" "0+deb13u2" "1" "2" "3"; do
+            file="postgresql-${version}_${version}.$m-$rev.dsc"
+            curl -fsS -o "$work/$file" "$archive/pool/main/p/postgresql-$version/${file//+/%2b}" 2>/dev/null || continue
+            read -r sum file < <(awk '/^Checksums-Sha256:/ { on = 1; next } on && /orig\.tar/ { print $1, $3; exit }' "$work/$file")
+            curl -fsS -o "$work/$file" "$archive/pool/main/p/postgresql-$version/$file" || continue
+            [ "$(sha256sum "$work/$file" | cut -d' ' -f1)" = "$sum" ] && { log "using $file"; return 0; }
+        done
+    done
+    return 1
+}
 log "fetching the source of postgresql-$version ($suite)"
-(cd "$work" && apt-get source -qq --download-only "postgresql-$version/$suite" >/dev/null 2>&1 \
-    || apt-get source -qq --download-only "postgresql-$version" >/dev/null)
+fetch_orig || { echo "pgbuild: no source of postgresql-$version could be fetched" >&2; exit 1; }
 orig=$(ls "$work"/postgresql-"$version"_*.orig.tar.* | head -1)
 tar -xf "$orig" -C "$work"
 srcdir=$(find "$work" -maxdepth 1 -type d -name "postgresql-$version*" | head -1)
@@ -86,7 +108,7 @@ log "building (make -j$(nproc)); log in $work/build.log"
     || { tail -40 "$work/build.log" >&2; exit 1; }
 
 # pgTAP is plain SQL: reuse the system's files.
-cp /usr/share/postgresql/15/extension/pgtap* "$prefix/share/extension/" 2>/dev/null || true
+cp /usr/share/postgresql/15/extension/pgtap* "$("$prefix/bin/pg_config" --sharedir)/extension/"
 rm -rf "$work"
 touch "$prefix/.complete"
 chmod -R a+rX "$cache"

@@ -9,6 +9,7 @@
 #   crash.t    SIGKILL of the postmaster during writes, then recovery checks
 #   fuzz.t     libFuzzer on the key, key-file and token parsers (PAYYMO_FUZZ_SECONDS, 30 each)
 #   sanitize.t the pgTAP suites against a server under valgrind memcheck
+#   keyprobe.t set_tenant takes as long for unknown key ids as for known ones
 # Ends with one line "N passed, N failed"; exit status 0 only if nothing
 # failed.  With arguments, runs only those scripts.
 set -uo pipefail

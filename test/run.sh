@@ -62,7 +62,11 @@ if [ "$want_regress" -eq 1 ]; then
 fi
 
 # The fixture database serves the pgTAP suites and the shell tests.
-q -c "CREATE DATABASE payymo_test" && q -d payymo_test -f test/fixtures.sql >/dev/null
+if ! { q -c "CREATE DATABASE payymo_test" && q -d payymo_test -f test/fixtures.sql >/dev/null; }; then
+    echo "the test fixtures could not be loaded"
+    echo "$passed passed, $((failed + 1)) failed"
+    exit 1
+fi
 
 if [ ${#pgtap_files[@]} -gt 0 ]; then
     echo "== pgTAP"

@@ -63,7 +63,7 @@ got=$(one -c "SELECT current_setting('payymo.tenant_id')" -c "SELECT count(*) FR
 is "$got" "$ALPHA_ID
 $alpha_rows
 $pid_s" "HAZARD: after set_tenant(key, false), another client on the same server connection inherits tenant alpha and reads its $alpha_rows rows"
-got=$(one -c "SELECT payymo.set_tenant('$BRAVO_KEY')" -c "SELECT payymo.current_tenant()")
+got=$(one -c "BEGIN" -c "SELECT payymo.set_tenant('$BRAVO_KEY')" -c "COMMIT" -c "SELECT payymo.current_tenant()")
 is "$got" "$BRAVO_ID
 $ALPHA_ID" "HAZARD: the inherited session context comes back after that client's own transaction"
 one -c "SELECT payymo.clear_tenant()" >/dev/null
@@ -76,6 +76,23 @@ is "$got" "
 $pid_s" "transaction scope on the same server connection: the next client sees no context"
 got=$(one -c "SELECT count(*) FROM items")
 like "$got" "ERROR: .*no tenant context set" "... and its queries on items fail closed (42501)"
+
+# --- 3. cursors declared WITH HOLD keep their rows after COMMIT, so behind a
+# transaction pooler the next client could FETCH them: refused under a
+# transaction-scoped context, and a context switch is refused while one of
+# another context is open.
+got=$(one -c "BEGIN" -c "SELECT payymo.set_tenant('$BRAVO_KEY')" \
+          -c "DECLARE bravo_rows CURSOR WITH HOLD FOR SELECT payload FROM items" -c "COMMIT")
+like "$got" "cannot declare a WITH HOLD cursor under a transaction-scoped tenant context" \
+    "through the pooler, DECLARE ... WITH HOLD under a transaction-scoped context is refused"
+got=$(one -c "FETCH ALL FROM bravo_rows")
+like "$got" "cursor \"bravo_rows\" does not exist" "so the next client on the server connection finds no cursor"
+got=$(one -c "BEGIN" -c "DECLARE early CURSOR WITH HOLD FOR SELECT payload FROM items" \
+          -c "SELECT payymo.set_tenant('$BRAVO_KEY')" -c "COMMIT")
+like "$got" "cursor \"early\" was declared WITH HOLD under another tenant context" \
+    "a held cursor declared before set_tenant in the same transaction blocks the context"
+got=$(one -c "FETCH ALL FROM early")
+like "$got" "cursor \"early\" does not exist" "and the rolled-back transaction took it with it"
 
 sess() { through_bouncer payymo_session "$@"; }
 pid_a=$(sess -c "SELECT payymo.set_tenant('$ALPHA_KEY', false)" -c "SELECT pg_backend_pid()" | tail -1)

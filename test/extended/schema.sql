@@ -6,6 +6,8 @@ SET client_min_messages = warning;
 CREATE EXTENSION payymo;
 
 CREATE ROLE payymo_client LOGIN NOSUPERUSER NOBYPASSRLS;
+-- all tenants share it: no query text between its sessions (audit())
+ALTER ROLE payymo_client SET track_activities = off;
 CREATE ROLE payymo_owner NOLOGIN NOSUPERUSER NOBYPASSRLS;
 
 CREATE TABLE public.items (

@@ -41,6 +41,6 @@ ok $(( !(n > 0) )) "afterwards $n logged rows match tenant and version; $(field 
 # No leftovers of a stuck revocation: the server agrees with the client log.
 revoked=$(q -c "SELECT count(*) FROM payymo.api_keys WHERE revoked_at IS NOT NULL")
 is "$revoked" "$(field revocations "$s")" "the server shows exactly the $revoked revocations the clients made"
-is "$(q -c "SELECT count(*) FROM payymo.audit()")" 0 "payymo.audit() is clean after the soak"
+is "$(q -c "SELECT severity || ' ' || object || ': ' || problem FROM payymo.audit()")" "" "payymo.audit() is clean after the soak"
 
 done_testing

@@ -108,7 +108,7 @@ SHIM_MESSAGE(errdetail_log)
 SHIM_MESSAGE(errhint)
 
 void
-payymo_security_event(PayymoEvent event, PayymoTenantId tenant)
+payymo_security_event(PayymoEvent event, PayymoTenantId tenant, const char *key_id)
 {
 	shim_security_events++;
 }
@@ -138,10 +138,16 @@ pstrdup(const char *in)
 	UNREACHABLE("pstrdup");
 }
 
-void
-canonicalize_path(char *path)
+int
+OpenTransientFile(const char *fileName, int fileFlags)
 {
-	UNREACHABLE("canonicalize_path");
+	UNREACHABLE("OpenTransientFile");
+}
+
+int
+CloseTransientFile(int fd)
+{
+	UNREACHABLE("CloseTransientFile");
 }
 
 bool

@@ -3,7 +3,7 @@
 -- app.transactions (test/fixtures.sql).  Every test fails if the guarantee
 -- it names breaks.
 BEGIN;
-SELECT plan(50);
+SELECT plan(52);
 
 -- Bravo's ids and row counts, read by the superuser before anything runs.
 CREATE TEMP TABLE bravo AS
@@ -123,6 +123,19 @@ SELECT throws_ok(format($$INSERT INTO app.transactions (tenant_id, bank_connecti
                           SELECT %s, min(id), 1 FROM app.bank_connections$$, (SELECT tenant FROM bravo)),
                  '42501', 'cannot write another tenant''s row into table "transactions"',
                  'INSERT ... SELECT with bravo''s tenant_id is refused');
+-- The trigger exists for roles that row level security does not stop: a
+-- superuser acting under alpha's context is refused by it alone.
+SELECT throws_ok(format($$SELECT payymo_test.admin('UPDATE app.bank_connections SET tenant_id = %s
+                                                    WHERE tenant_id = %s')$$,
+                        (SELECT tenant FROM bravo), payymo_test.tenant('alpha')),
+                 '42501', 'cannot change column "tenant_id" of table "bank_connections"',
+                 'a role that bypasses RLS cannot move rows to another tenant either');
+SELECT throws_ok(format($$SELECT payymo_test.admin('INSERT INTO app.transactions (tenant_id, bank_connection_id, amount)
+                                                    SELECT %s, min(id), 1 FROM app.bank_connections
+                                                     WHERE tenant_id = %s')$$,
+                        (SELECT tenant FROM bravo), (SELECT tenant FROM bravo)),
+                 '42501', 'cannot write another tenant''s row into table "transactions"',
+                 'nor write a row for another tenant than the context''s');
 SELECT is((SELECT digest FROM before), pg_temp.bravo_digest(),
           'bravo''s rows are unchanged after all attempts');
 

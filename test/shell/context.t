@@ -37,6 +37,8 @@ wrong_secret=$(test/forge_key.py "$(cut -d_ -f2 <<<"$ALPHA")")
 unknown_id=$(test/forge_key.py "$(head -c10 /dev/urandom | base32 | tr 'A-Z' 'a-z' | cut -c1-16)")
 badsum="pyk_aaaaaaaaaaaaaaaa_$(printf 'b%.0s' $(seq 60))"   # well-formed, bad checksum
 mistyped="${ALPHA:0:40}x${ALPHA:41}"
+last=${ALPHA: -1}
+badcheck="${ALPHA:0:80}$([ "$last" = a ] && echo b || echo a)"   # alpha's id and secret, checksum off
 overlong="$ALPHA$ALPHA"
 is "$(psql -X -A -t -d "$db" -U payymo_client -c "BEGIN" -c "SELECT payymo.set_tenant('$ALPHA')" -c "COMMIT" 2>&1)" \
    "BEGIN
@@ -45,10 +47,10 @@ COMMIT" "control: alpha's real key works"
 
 declare -A bad=(
     [wrong_secret]="'$wrong_secret'" [unknown_id]="'$unknown_id'" [badsum]="'$badsum'"
-    [mistyped]="'$mistyped'" [revoked]="'$revoked'" [expired]="'$expired'"
+    [mistyped]="'$mistyped'" [badcheck]="'$badcheck'" [revoked]="'$revoked'" [expired]="'$expired'"
     [suspended]="'$suspended'" [null]="NULL" [empty]="''" [overlong]="'$overlong'"
 )
-for kind in wrong_secret unknown_id badsum mistyped revoked expired suspended null empty overlong; do
+for kind in wrong_secret unknown_id badsum mistyped badcheck revoked expired suspended null empty overlong; do
     out=$(client -v VERBOSITY=verbose -c "SELECT payymo.set_tenant(${bad[$kind]}, false)" \
           | grep -v '^LOCATION:')
     is "$out" "ERROR:  28000: invalid API key" "$kind key: 28000, the one generic message, nothing else"
@@ -113,6 +115,11 @@ out=$(client -c "SELECT payymo.set_tenant('$ALPHA', false)" -c "SELECT pg_sleep(
       wait)
 like "$out" "canceling statement due to user request" "control: set_tenant waited for the lock and was cancelled"
 like "$out" "no tenant context set" "a cancel inside set_tenant clears the session context set before"
+sleep 0.5
+own_log | grep -q "canceling statement due to statement timeout"
+ok $? "control: the timeout is in the server log"
+own_log | grep -qF -- "${ALPHA:21:52}"
+ok $(( ! $? )) "the statement of a set_tenant cancelled or timed out, key included, is not in the log"
 
 # ... and the same for assume_tenant: an unknown tenant, a NULL argument.
 out=$(psql -X -A -t -d "$db" -U payymo_job -c "SELECT payymo.assume_tenant($ALPHA_ID, false)" \
@@ -136,7 +143,7 @@ unlike "$out" "WARNING" "inside BEGIN there is no warning"
 wait_for_log "invalid API key"
 ok $? "failed set_tenant calls are logged"
 leaked=0
-for kind in wrong_secret unknown_id badsum mistyped revoked expired suspended overlong; do
+for kind in wrong_secret unknown_id badsum mistyped badcheck revoked expired suspended overlong; do
     k=${bad[$kind]//\'/}
     own_log | grep -qF -- "${k:21:52}" && leaked=1
 done

@@ -95,6 +95,28 @@ cp -p "$keyfile" "$PGDATA_DIR/payymo.keys"
 set_key_file "$PGDATA_DIR/payymo.keys"
 check "file inside the data directory" "token key file must be an absolute path outside the data directory"
 
+# Symbolic links: the file itself may not be one, and a path through a
+# linked directory that resolves into the data directory is refused too.
+write_keys 600 "1:$(key)\n"
+ln -sfn "$keyfile" "$keydir/link.keys"
+set_key_file "$keydir/link.keys"
+check "symbolic link to the key file" "token key file is a symbolic link"
+ln -sfn "$PGDATA_DIR" "$keydir/datadir-link"
+set_key_file "$keydir/datadir-link/payymo.keys"
+check "path through a directory link into the data directory" \
+    "token key file must be an absolute path outside the data directory"
+mkdir -p "$keydir/sub"
+set_key_file "$keydir/sub/../$(basename "$keyfile")"
+is "$(status)" "1" "control: a path with .. that resolves outside the data directory works"
+rm -f "$keydir/link.keys" "$keydir/datadir-link"
+
+# A reload with a broken file fails closed in every backend, running or new
+# (README: keys are loaded per backend, so there is no last good key ring
+# that every backend shares).
+write_keys 600 "1:$(key)\nbroken line\n"
+set_key_file "$keyfile"
+check "a broken file after a reload" "token key file has an invalid line"
+
 # Back to a good file, for the reload test.
 v1=$(key)
 write_keys 600 "1:$v1\n"
