@@ -946,6 +946,48 @@ $$;
 COMMENT ON FUNCTION payymo.normalize_domain(text) IS
 'Folds the ASCII letters of a host name to lowercase (whatever the collation) and drops a trailing dot and a port; raises 22023 if it is not a domain name';
 
+-- Suspending and resuming differ only in the status they set.
+CREATE FUNCTION payymo._set_tenant_status(tenant_id bigint, status text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE payymo.tenants t SET status = _set_tenant_status.status, updated_at = pg_catalog.now()
+     WHERE t.id OPERATOR(pg_catalog.=) _set_tenant_status.tenant_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'tenant % does not exist', _set_tenant_status.tenant_id
+            USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION payymo._set_tenant_status(bigint, text) IS
+'Internal: sets a tenant''s status (suspend_tenant, resume_tenant); 42704 for an unknown tenant';
+REVOKE EXECUTE ON FUNCTION payymo._set_tenant_status(bigint, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION payymo.suspend_tenant(tenant_id bigint)
+RETURNS void
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT payymo._set_tenant_status(suspend_tenant.tenant_id, 'suspended') $$;
+
+COMMENT ON FUNCTION payymo.suspend_tenant(bigint) IS
+'Suspends a tenant: its API keys stop working';
+REVOKE EXECUTE ON FUNCTION payymo.suspend_tenant(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION payymo.suspend_tenant(bigint) TO payymo_admin;
+
+CREATE OR REPLACE FUNCTION payymo.resume_tenant(tenant_id bigint)
+RETURNS void
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT payymo._set_tenant_status(resume_tenant.tenant_id, 'active') $$;
+
+COMMENT ON FUNCTION payymo.resume_tenant(bigint) IS
+'Resumes a suspended tenant';
+REVOKE EXECUTE ON FUNCTION payymo.resume_tenant(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION payymo.resume_tenant(bigint) TO payymo_admin;
+
 GRANT SELECT, INSERT, UPDATE, DELETE ON payymo.default_settings, payymo.default_features
     TO payymo_admin;
 GRANT EXECUTE ON FUNCTION payymo.create_tenant(text, text) TO payymo_admin;

@@ -266,20 +266,32 @@ COMMENT ON FUNCTION payymo.create_tenant(text, text) IS
 REVOKE EXECUTE ON FUNCTION payymo.create_tenant(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION payymo.create_tenant(text, text) TO payymo_admin;
 
-CREATE FUNCTION payymo.suspend_tenant(tenant_id bigint)
+-- Suspending and resuming differ only in the status they set.
+CREATE FUNCTION payymo._set_tenant_status(tenant_id bigint, status text)
 RETURNS void
-LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    UPDATE payymo.tenants t SET status = 'suspended', updated_at = pg_catalog.now()
-     WHERE t.id OPERATOR(pg_catalog.=) suspend_tenant.tenant_id;
+    UPDATE payymo.tenants t SET status = _set_tenant_status.status, updated_at = pg_catalog.now()
+     WHERE t.id OPERATOR(pg_catalog.=) _set_tenant_status.tenant_id;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'tenant % does not exist', suspend_tenant.tenant_id
+        RAISE EXCEPTION 'tenant % does not exist', _set_tenant_status.tenant_id
             USING ERRCODE = 'undefined_object';
     END IF;
 END
 $$;
+
+COMMENT ON FUNCTION payymo._set_tenant_status(bigint, text) IS
+'Internal: sets a tenant''s status (suspend_tenant, resume_tenant); 42704 for an unknown tenant';
+
+REVOKE EXECUTE ON FUNCTION payymo._set_tenant_status(bigint, text) FROM PUBLIC;
+
+CREATE FUNCTION payymo.suspend_tenant(tenant_id bigint)
+RETURNS void
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT payymo._set_tenant_status(suspend_tenant.tenant_id, 'suspended') $$;
 
 COMMENT ON FUNCTION payymo.suspend_tenant(bigint) IS
 'Suspends a tenant: its API keys stop working';
@@ -289,18 +301,9 @@ GRANT EXECUTE ON FUNCTION payymo.suspend_tenant(bigint) TO payymo_admin;
 
 CREATE FUNCTION payymo.resume_tenant(tenant_id bigint)
 RETURNS void
-LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    UPDATE payymo.tenants t SET status = 'active', updated_at = pg_catalog.now()
-     WHERE t.id OPERATOR(pg_catalog.=) resume_tenant.tenant_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'tenant % does not exist', resume_tenant.tenant_id
-            USING ERRCODE = 'undefined_object';
-    END IF;
-END
-$$;
+AS $$ SELECT payymo._set_tenant_status(resume_tenant.tenant_id, 'active') $$;
 
 COMMENT ON FUNCTION payymo.resume_tenant(bigint) IS
 'Resumes a suspended tenant';

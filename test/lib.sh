@@ -62,6 +62,21 @@ cluster_stop() {
     PGDATA_DIR=
 }
 
+# keyed_cluster_start VERSIONS [extra postgresql.conf lines...]: a throwaway
+# cluster (library not preloaded) whose payymo.key_file is a fresh key file
+# with those key versions ("1 2", "1"), with payymo installed in database
+# postgres.  Sets KEYDIR and KEYFILE; stops the cluster and removes the keys
+# on exit.
+keyed_cluster_start() {
+    local versions=$1
+    shift
+    KEYDIR=$(mktemp -d /tmp/payymo-keys.XXXXXX)
+    trap 'cluster_stop; rm -rf "$KEYDIR"' EXIT
+    # shellcheck disable=SC2086
+    KEYFILE=$(make_key_file "$KEYDIR" $versions)
+    cluster_start "payymo.key_file = '$KEYFILE'" "$@" && q -c "CREATE EXTENSION payymo"
+}
+
 # random_key_hex: 64 hex characters (32 random bytes), a token root key.
 random_key_hex() { head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 
@@ -91,6 +106,28 @@ build_and_install() {
         [ "$(cat $stamp 2>/dev/null)" = "$PG_CONFIG" ] || { make -s clean; echo "$PG_CONFIG" >$stamp; }
         make -s WERROR=1 && make -s install' >"$1" 2>&1 \
         && ! grep -q 'warning:' "$1"
+}
+
+# The test runners count into $passed and $failed and end with one line
+# "N passed, N failed".
+passed=0
+failed=0
+
+# build_step DIR: build and install (log in DIR/build.log); on failure print
+# the log and the summary line, and exit 1.
+build_step() {
+    echo "== build"
+    build_and_install "$1/build.log" && return 0
+    cat "$1/build.log"
+    echo "0 passed, 1 failed"
+    exit 1
+}
+
+# summary: the runners' last line; the exit status is 0 only if nothing failed.
+summary() {
+    echo
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
 }
 
 # count_tap FILE EXIT_CODE: add a TAP stream's results to $passed/$failed;

@@ -21,15 +21,7 @@ files=(test/extended/*.t)
 
 out=$(mktemp -d /tmp/payymo-ext.XXXXXX)
 trap 'rm -rf "$out"' EXIT
-passed=0
-failed=0
-
-echo "== build"
-if ! build_and_install "$out/build.log"; then
-    cat "$out/build.log"
-    echo "0 passed, 1 failed"
-    exit 1
-fi
+build_step "$out"
 
 echo "== extended tests"
 prove -v "${files[@]}" 2>&1 | tee "$out/prove.log"
@@ -37,6 +29,4 @@ rc=${PIPESTATUS[0]}
 
 count_tap "$out/prove.log" "$rc"
 
-echo
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

@@ -32,15 +32,7 @@ out=$(mktemp -d /tmp/payymo-test.XXXXXX)
 keydir=$(mktemp -d /tmp/payymo-keys.XXXXXX)
 trap 'cluster_stop; rm -rf "$out" "$keydir"' EXIT
 
-passed=0
-failed=0
-
-echo "== build"
-if ! build_and_install "$out/build.log"; then
-    cat "$out/build.log"
-    echo "0 passed, 1 failed"
-    exit 1
-fi
+build_step "$out"
 
 echo "== cluster"
 cluster_start "shared_preload_libraries = 'payymo'" \
@@ -85,6 +77,4 @@ if [ ${#shell_files[@]} -gt 0 ]; then
     count_tap "$out/shell.log" "$rc"
 fi
 
-echo
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

@@ -3,7 +3,7 @@
 \set QUIET 1
 SET client_min_messages = warning;
 BEGIN;
-SELECT plan(56);
+SELECT plan(68);
 
 -- create_tenant: defaults copied, first key works.
 SELECT payymo_test.admin($$INSERT INTO payymo.default_settings VALUES ('locale', 'en-GB')$$);
@@ -131,6 +131,37 @@ SELECT is(payymo_test.admin_value($$SELECT count(*) FROM payymo_test.counts c
           '0', 'no row of another tenant was touched');
 SELECT throws_ok($$SELECT payymo_test.admin('SELECT payymo.drop_tenant(999999)')$$, '42704', NULL,
                  'dropping an unknown tenant is refused');
+
+-- payymo_admin: a member administers; the client, not a member, cannot.
+SELECT payymo_test.admin($$
+    CREATE ROLE payymo_test_ops NOLOGIN IN ROLE payymo_admin;
+    CREATE FUNCTION payymo_test.as_ops(sql text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'DECLARE r text; BEGIN EXECUTE sql INTO r; RETURN coalesce(r, ''ok''); END';
+    ALTER FUNCTION payymo_test.as_ops(text) OWNER TO payymo_test_ops;
+    GRANT EXECUTE ON FUNCTION payymo_test.as_ops(text) TO payymo_client$$);
+SELECT lives_ok($$SELECT payymo_test.as_ops('SELECT tenant_id::text FROM payymo.create_tenant(''ops-made'', ''Ops'')')$$,
+                'a payymo_admin member creates a tenant');
+SELECT lives_ok($$SELECT payymo_test.as_ops('SELECT payymo.issue_api_key((SELECT tenant_id FROM payymo.api_keys
+                                                                           WHERE label = ''initial key'' ORDER BY created_at DESC LIMIT 1))')$$,
+                'reads api_keys and issues a key');
+SELECT lives_ok($$SELECT payymo_test.as_ops('SELECT payymo.revoke_api_key((SELECT key_id FROM payymo.api_keys ORDER BY created_at DESC LIMIT 1))::text')$$,
+                'revokes a key');
+SELECT lives_ok($$SELECT payymo_test.as_ops('INSERT INTO payymo.default_settings VALUES (''ops.key'', ''v'') RETURNING setting_key')$$,
+                'edits the defaults');
+SELECT lives_ok($$SELECT payymo_test.as_ops('SELECT count(*)::text FROM payymo.tenant_stats')$$,
+                'reads the statistics');
+SELECT lives_ok($$SELECT payymo_test.as_ops('SELECT count(*)::text FROM payymo.audit_accepted')$$,
+                'reads accepted audit warnings');
+SELECT throws_ok($$SELECT payymo.create_tenant('client-made', 'Client')$$, '42501', NULL,
+                 'the client cannot create tenants');
+SELECT throws_ok($$SELECT payymo.issue_api_key(1)$$, '42501', NULL, 'nor issue keys');
+SELECT throws_ok($$SELECT * FROM payymo.api_keys$$, '42501', NULL, 'nor read the key list');
+SELECT throws_ok($$INSERT INTO payymo.default_settings VALUES ('client.key', 'v')$$, '42501', NULL,
+                 'nor edit the defaults');
+SELECT throws_ok($$SELECT * FROM payymo.tenant_stats$$, '42501', NULL, 'nor read the statistics');
+SELECT throws_ok($$INSERT INTO payymo.audit_accepted (object, problem, reason) VALUES ('x', 'y', 'z')$$, '42501', NULL,
+                 'nor accept audit warnings');
 
 SELECT * FROM finish();
 ROLLBACK;

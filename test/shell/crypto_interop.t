@@ -11,11 +11,8 @@ cd "$(dirname "$0")/../.."
 . test/shell/tap.sh
 
 PY=/usr/bin/python3
-keydir=$(mktemp -d /tmp/payymo-keys.XXXXXX)
-trap 'cluster_stop; rm -rf "$keydir"' EXIT
-keyfile=$(make_key_file "$keydir" 1 2)
-cluster_start "payymo.key_file = '$keyfile'" || exit 1
-q -c "CREATE EXTENSION payymo" || exit 1
+keyed_cluster_start "1 2" || exit 1
+keydir=$KEYDIR keyfile=$KEYFILE
 q -c "SELECT payymo.create_tenant('interop-a', 'A')" -c "SELECT payymo.create_tenant('interop-b', 'B')" >/dev/null
 tenant=$(q -c "SELECT id FROM payymo.tenants WHERE slug = 'interop-b'")
 ok "$([ "$tenant" -gt 1 ]; echo $?)" "the tenant id is not 1 (so the subkey id matters)"

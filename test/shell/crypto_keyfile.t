@@ -9,11 +9,8 @@ cd "$(dirname "$0")/../.."
 . test/shell/tap.sh
 
 
-keydir=$(mktemp -d /tmp/payymo-keys.XXXXXX)
-trap 'cluster_stop; rm -rf "$keydir"' EXIT
-keyfile=$(make_key_file "$keydir" 1)
-cluster_start "payymo.key_file = '$keyfile'" || exit 1
-q -c "CREATE EXTENSION payymo" || exit 1
+keyed_cluster_start 1 || exit 1
+keydir=$KEYDIR keyfile=$KEYFILE
 tenant=$(q -c "SELECT tenant_id FROM payymo.create_tenant('keyfile-t', 'Key File T')")
 
 # Every key written to any key file in this test, to grep the log for.

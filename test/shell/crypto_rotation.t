@@ -8,11 +8,8 @@ cd "$(dirname "$0")/../.."
 . test/lib.sh
 . test/shell/tap.sh
 
-keydir=$(mktemp -d /tmp/payymo-keys.XXXXXX)
-trap 'cluster_stop; rm -rf "$keydir"' EXIT
-keyfile=$(make_key_file "$keydir" 1)
-cluster_start "payymo.key_file = '$keyfile'" || exit 1
-q -c "CREATE EXTENSION payymo" || exit 1
+keyed_cluster_start 1 || exit 1
+keyfile=$KEYFILE
 q -c "CREATE ROLE app LOGIN NOSUPERUSER NOBYPASSRLS" \
   -c "CREATE ROLE rotator LOGIN NOSUPERUSER NOBYPASSRLS" \
   -c "GRANT EXECUTE ON FUNCTION payymo.reencrypt_token_batch(regclass, name, text, name, integer) TO rotator" \

@@ -8,10 +8,7 @@ cd "$(dirname "$0")/../.."
 . test/lib.sh
 . test/shell/tap.sh
 
-keydir=$(mktemp -d /tmp/payymo-keys.XXXXXX)
-trap 'cluster_stop; rm -rf "$keydir"' EXIT
-cluster_start "payymo.key_file = '$(make_key_file "$keydir")'" "full_page_writes = on" || exit 1
-q -c "CREATE EXTENSION payymo" || exit 1
+keyed_cluster_start "1 2" "full_page_writes = on" || exit 1
 tenant=$(q -c "SELECT tenant_id FROM payymo.create_tenant('storage-t', 'Storage T')")
 
 secret="SECRETMARKER$(random_key_hex | head -c 16)"
