@@ -54,7 +54,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 
 .DEFAULT_GOAL := all
-.PHONY: deps deps-extended demo test test-extended test-cassert test-mutants bench bench-keyprobe
+.PHONY: deps deps-extended demo test test-extended test-cassert test-matrix test-mutants bench bench-keyprobe deb
 
 deps:
 	@test/deps.sh
@@ -80,6 +80,12 @@ bench: deps-extended
 test-cassert: deps
 	@PG_CONFIG=$$(test/pgbuild.sh 15 cassert) test/run.sh
 
+# The `make test` suite on PostgreSQL 15, 17 and 18 (PAYYMO_MATRIX), 17 and
+# 18 built once from Debian source packages into $PAYYMO_CACHE (8 minutes
+# each the first time, then 2 per version).
+test-matrix: deps
+	@test/matrix.sh
+
 # Every security-relevant mutation in test/mutants.txt must be caught by the
 # tests it names: a scratch copy, installed into a private copy of the
 # PostgreSQL installation, per mutation (about 45 minutes on 2 cores).
@@ -89,6 +95,10 @@ test-mutants: deps
 # Whether set_tenant's time tells which key ids exist (about a minute).
 bench-keyprobe: deps
 	@bench/keyprobe.sh
+
+# postgresql-15-payymo (one package per installed server version) into dist/.
+deb: deps
+	@test/deb.sh
 
 # The reliability suite (pooler, drivers, soak, crash restart, fuzzing,
 # sanitizers); bounded to about 12 minutes.

@@ -115,7 +115,11 @@ open_payymo_table(const char *name, Oid *pkey)
 	if (!OidIsValid(relid))
 		elog(ERROR, "payymo: table payymo.%s is missing", name);
 	rel = table_open(relid, AccessShareLock);
+#if PG_VERSION_NUM >= 180000
+	*pkey = RelationGetPrimaryKeyIndex(rel, false);
+#else
 	*pkey = RelationGetPrimaryKeyIndex(rel);
+#endif
 	return rel;
 }
 
@@ -356,8 +360,7 @@ verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit)
  * only when the secret matched, and the key id when the key was well
  * formed (it is public, and tells an administrator which key was probed).
  */
-static void
-pg_attribute_noreturn()
+PAYYMO_NORETURN static void
 authentication_failed(PayymoTenantId owner, const char *key_id)
 {
 	payymo_security_event(PAYYMO_EVENT_BAD_KEY, owner, key_id);

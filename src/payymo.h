@@ -23,11 +23,21 @@
 
 #include "fmgr.h"
 #include "storage/proc.h"
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"
+#endif
 
 /* A tenant id; 0 never names a tenant (ids come from an identity column). */
 typedef int64 PayymoTenantId;
 
 #define PAYYMO_NO_TENANT ((PayymoTenantId) 0)
+
+/* A function that never returns (the marker's form changed in 18). */
+#if PG_VERSION_NUM >= 180000
+#define PAYYMO_NORETURN pg_noreturn
+#else
+#define PAYYMO_NORETURN pg_attribute_noreturn()
+#endif
 
 /* This backend's local transaction id (moved into vxid in PostgreSQL 17). */
 #if PG_VERSION_NUM >= 170000

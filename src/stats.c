@@ -407,17 +407,25 @@ stats_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	}
 }
 
+/* PostgreSQL 18 dropped ExecutorRun's execute_once argument. */
+#if PG_VERSION_NUM >= 180000
+#define EXECUTOR_RUN_ARGS queryDesc, direction, count
+static void
+stats_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count)
+#else
+#define EXECUTOR_RUN_ARGS queryDesc, direction, count, execute_once
 static void
 stats_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 				  bool execute_once)
+#endif
 {
 	nesting_level++;
 	PG_TRY();
 	{
 		if (prev_ExecutorRun)
-			prev_ExecutorRun(queryDesc, direction, count, execute_once);
+			prev_ExecutorRun(EXECUTOR_RUN_ARGS);
 		else
-			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+			standard_ExecutorRun(EXECUTOR_RUN_ARGS);
 	}
 	PG_FINALLY();
 	{

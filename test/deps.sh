@@ -10,7 +10,8 @@ packages=(postgresql-15 postgresql-server-dev-15 libsodium-dev
           make gcc python3-nacl)
 if [ "${1:-}" = extended ]; then
     packages+=(postgresql-contrib pgbouncer python3-psycopg2
-               clang-14 libclang-rt-14-dev valgrind)
+               clang-14 libclang-rt-14-dev valgrind
+               debhelper postgresql-server-dev-all)
     # Node.js and npm may come from outside Debian; only install if absent.
     command -v node >/dev/null 2>&1 || packages+=(nodejs)
     command -v npm >/dev/null 2>&1 || packages+=(npm)

@@ -97,6 +97,14 @@ BEGIN
     RETURN n;
 END $$;
 
+-- Forces parallel plans: debug_parallel_query, called force_parallel_mode
+-- before PostgreSQL 16.
+CREATE FUNCTION payymo_test.force_parallel(mode text, is_local boolean DEFAULT false) RETURNS void
+LANGUAGE sql AS $$
+    SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
+                           THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, mode, is_local)
+$$;
+
 -- EXPLAIN output as rows, for plan-shape assertions.
 CREATE FUNCTION payymo_test.explain(query text) RETURNS SETOF text
 LANGUAGE plpgsql

@@ -114,9 +114,11 @@ passed=0
 failed=0
 
 # build_step DIR: build and install (log in DIR/build.log); on failure print
-# the log and the summary line, and exit 1.
+# the log and the summary line, and exit 1.  PAYYMO_INSTALLED=1 skips it and
+# tests the files already installed (a package, say).
 build_step() {
     echo "== build"
+    [ "${PAYYMO_INSTALLED:-0}" = 1 ] && { echo "(skipped: testing the installed files)"; return 0; }
     build_and_install "$1/build.log" && return 0
     cat "$1/build.log"
     echo "0 passed, 1 failed"

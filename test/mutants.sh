@@ -27,7 +27,9 @@ private=$cache/pg-private
 if [ ! -f "$private/.complete" ]; then
     rm -rf "$private"
     mkdir -p "$private"
-    cp -a --parents "$(dirname "$("$PG_CONFIG" --bindir)")" "$("$PG_CONFIG" --sharedir)" "$private/"
+    lib=$(dirname "$("$PG_CONFIG" --bindir)")
+    share=$("$PG_CONFIG" --sharedir)
+    (cd / && cp -a --parents "${lib#/}" "${share#/}" "$private/")
     mkdir -p "$private$(dirname "$("$PG_CONFIG" --includedir)")"
     ln -s "$("$PG_CONFIG" --includedir)" "$private$("$PG_CONFIG" --includedir)"
     ln -s "$private$("$PG_CONFIG" --bindir)" "$private/bin"

@@ -95,7 +95,7 @@ orig=$(ls "$work"/postgresql-"$version"_*.orig.tar.* | head -1)
 tar -xf "$orig" -C "$work"
 srcdir=$(find "$work" -maxdepth 1 -type d -name "postgresql-$version*" | head -1)
 
-opts=(--prefix="$prefix" --without-icu --with-openssl --disable-tap-tests)
+opts=(--prefix="$prefix" --with-icu --with-openssl --disable-tap-tests)
 [ "$flavour" = cassert ] && opts+=(--enable-cassert --enable-debug CFLAGS="-O1 -g")
 log "configuring ${opts[*]}"
 (cd "$srcdir" && ./configure "${opts[@]}" >"$work/configure.log" 2>&1) \

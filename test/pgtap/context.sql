@@ -176,7 +176,7 @@ SELECT is(payymo_test.admin_value(format($$SELECT bool_and(last_used_at < now() 
           'true', 'within a minute of the last write, last_used_at is not written again');
 
 -- Parallel workers see the leader's tenant.
-SET force_parallel_mode = on;
+SELECT payymo_test.force_parallel('on');
 SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
 BEGIN;
@@ -189,6 +189,6 @@ SELECT results_eq('SELECT slug FROM payymo.tenants', $$VALUES ('alpha')$$,
 SELECT is((SELECT payymo.current_tenant()), payymo_test.tenant('alpha'),
           'current_tenant() in a parallel plan is the leader''s');
 COMMIT;
-RESET force_parallel_mode;
+SELECT payymo_test.force_parallel('off');
 
 SELECT * FROM finish();

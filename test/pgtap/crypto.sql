@@ -142,7 +142,7 @@ SELECT is(pg_temp.try_decrypt(payymo.reencrypt_token(c, 'bank_connections.access
 
 -- Parallel workers (PARALLEL SAFE): they get the tenant and the key file setting.
 SELECT encode(c, 'hex') AS alpha_token FROM ct WHERE name = 'token' \gset
-SET LOCAL force_parallel_mode = on;
+SELECT payymo_test.force_parallel('on', true);
 SET LOCAL parallel_setup_cost = 0;
 SELECT ok(EXISTS (SELECT 1 FROM payymo_test.explain(
               $$SELECT payymo.decrypt_token(decode('$$ || :'alpha_token' || $$', 'hex'), 'bank_connections.access_token')$$)
@@ -151,7 +151,7 @@ SELECT ok(EXISTS (SELECT 1 FROM payymo_test.explain(
 -- Bare queries (pgTAP's own functions would keep the plan serial).
 SELECT payymo.decrypt_token(decode(:'alpha_token', 'hex'), 'bank_connections.access_token') AS par_plain,
        payymo.token_key_version(payymo.encrypt_token('w')) AS par_version \gset
-RESET force_parallel_mode;
+SELECT payymo_test.force_parallel('off');
 SELECT is(:'par_plain'::text, 'ya29.a0AfH6SMBx-access-token', 'a parallel worker decrypts with the leader''s tenant and keys');
 SELECT is(:'par_version'::int, 2, 'a parallel worker encrypts with the newest key');
 RESET parallel_setup_cost;

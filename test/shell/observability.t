@@ -168,7 +168,7 @@ is "$(admin -c "SELECT count(*) FROM payymo.tenant_stats")" "$entries_before" \
 
 # Events raised in a parallel worker have no client connection of their own.
 begin_step
-client -c "SET force_parallel_mode = on" -c "SET parallel_setup_cost = 0" \
+client -c "SELECT payymo_test.force_parallel('on')" -c "SET parallel_setup_cost = 0" \
        -c "BEGIN" -c "SELECT payymo.set_tenant('$ALPHA')" \
        -c "EXPLAIN (COSTS OFF) SELECT payymo.decrypt_token(decode('b101' || repeat('00', 60), 'hex')) FROM payymo.tenants" \
        -c "SELECT payymo.decrypt_token(decode('b101' || repeat('00', 60), 'hex')) FROM payymo.tenants" >"$PGDATA_DIR/../parallel.out" 2>&1
