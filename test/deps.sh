@@ -9,7 +9,7 @@ packages=(postgresql-15 postgresql-server-dev-15 libsodium-dev
           postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
           make gcc python3-nacl)
 if [ "${1:-}" = extended ]; then
-    packages+=(postgresql-contrib pgbouncer python3-psycopg2
+    packages+=(postgresql-contrib pgbouncer python3-psycopg2 python3-flask python3-sqlalchemy
                clang-14 libclang-rt-14-dev valgrind
                debhelper postgresql-server-dev-all)
     # Node.js and npm may come from outside Debian; only install if absent.
