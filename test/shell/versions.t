@@ -16,7 +16,7 @@ is "$(grep -m1 '^## ' CHANGELOG.md | sed 's/^## \([^ ]*\).*/\1/')" "$control" "C
 for script in sql/payymo--*--*.sql; do
     to=${script##*--}
     to=${to%.sql}
-    [ -f "sql/payymo--$to.sql" ] || grep -q "sql/\$(EXTENSION)--\$(EXTVERSION).sql" Makefile
+    [ -f "sql/payymo--$to.sql" ] || grep -q "sql/payymo--\$(EXTVERSION).sql" Makefile
     ok $? "$(basename "$script"): the version it leads to is installable"
 done
 
