@@ -11,7 +11,7 @@ packages=(postgresql-15 postgresql-server-dev-15 libsodium-dev
 if [ "${1:-}" = extended ]; then
     packages+=(postgresql-contrib pgbouncer python3-psycopg2 python3-flask python3-sqlalchemy
                clang-14 libclang-rt-14-dev valgrind
-               debhelper postgresql-server-dev-all)
+               debhelper postgresql-server-dev-all prometheus-postgres-exporter curl)
     # Node.js and npm may come from outside Debian; only install if absent.
     command -v node >/dev/null 2>&1 || packages+=(nodejs)
     command -v npm >/dev/null 2>&1 || packages+=(npm)
