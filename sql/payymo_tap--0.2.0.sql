@@ -28,6 +28,17 @@ AS $$
         OR a.object OPERATOR(pg_catalog.~~) ('% of ' || tbl::text)
 $$;
 
+-- One pgTAP test: ok when nothing failed, else not ok with the failures as
+-- diagnostics.
+CREATE FUNCTION payymo_tap._result(failures text[], description text)
+RETURNS text
+LANGUAGE sql
+AS $$
+    SELECT ok(pg_catalog.cardinality(failures) OPERATOR(pg_catalog.=) 0, description)
+        || CASE WHEN pg_catalog.cardinality(failures) OPERATOR(pg_catalog.=) 0 THEN ''
+                ELSE E'\n' || diag(pg_catalog.array_to_string(failures, E'\n')) END
+$$;
+
 CREATE FUNCTION payymo_tap.tenancy_ok(tbl regclass, description text DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql
@@ -40,10 +51,8 @@ BEGIN
     ELSE
         problems := payymo_tap._findings(tbl);
     END IF;
-    RETURN ok(pg_catalog.cardinality(problems) OPERATOR(pg_catalog.=) 0,
-              COALESCE(description, tbl::text || ' is under tenancy, intact, and audit() finds nothing on it'))
-        || CASE WHEN pg_catalog.cardinality(problems) OPERATOR(pg_catalog.=) 0 THEN ''
-                ELSE E'\n' || diag(pg_catalog.array_to_string(problems, E'\n')) END;
+    RETURN payymo_tap._result(problems,
+        COALESCE(description, tbl::text || ' is under tenancy, intact, and audit() finds nothing on it'));
 END
 $$;
 
@@ -60,10 +69,8 @@ BEGIN
     SELECT COALESCE(pg_catalog.array_agg(f ORDER BY f), '{}') INTO problems
       FROM pg_catalog.unnest(payymo_tap._findings(tbl)) f
      WHERE f OPERATOR(pg_catalog.~) '(unique index|exclusion constraint|foreign key)';
-    RETURN ok(pg_catalog.cardinality(problems) OPERATOR(pg_catalog.=) 0,
-              COALESCE(description, tbl::text || ' has no unique key, exclusion constraint or reference that crosses tenants'))
-        || CASE WHEN pg_catalog.cardinality(problems) OPERATOR(pg_catalog.=) 0 THEN ''
-                ELSE E'\n' || diag(pg_catalog.array_to_string(problems, E'\n')) END;
+    RETURN payymo_tap._result(problems,
+        COALESCE(description, tbl::text || ' has no unique key, exclusion constraint or reference that crosses tenants'));
 END
 $$;
 
@@ -117,8 +124,9 @@ DECLARE
 BEGIN
     SELECT t.tenant_column INTO col FROM payymo.tenant_tables t WHERE t.relid OPERATOR(pg_catalog.=) tbl;
     IF col IS NULL THEN
-        RETURN ok(false, COALESCE(description, tbl::text || ' isolates tenant ' || tenant_b || ' from tenant ' || tenant_a))
-            || E'\n' || diag(tbl::text || ' is not under tenancy');
+        RETURN payymo_tap._result(ARRAY[tbl::text || ' is not under tenancy'],
+            COALESCE(description, tbl::text || ': tenant ' || tenant_a || ' cannot read or write tenant '
+                                  || tenant_b || '''s rows (as ' || client_role || ')'));
     END IF;
     -- B's rows, counted as the caller (who bypasses row level security when
     -- a superuser); there must be some, or the probes prove nothing.
@@ -171,11 +179,9 @@ BEGIN
         END IF;
     END LOOP;
 
-    RETURN ok(pg_catalog.cardinality(failures) OPERATOR(pg_catalog.=) 0,
-              COALESCE(description, tbl::text || ': tenant ' || tenant_a || ' cannot read or write tenant '
-                                    || tenant_b || '''s rows (as ' || client_role || ')'))
-        || CASE WHEN pg_catalog.cardinality(failures) OPERATOR(pg_catalog.=) 0 THEN ''
-                ELSE E'\n' || diag(pg_catalog.array_to_string(failures, E'\n')) END;
+    RETURN payymo_tap._result(failures,
+        COALESCE(description, tbl::text || ': tenant ' || tenant_a || ' cannot read or write tenant '
+                              || tenant_b || '''s rows (as ' || client_role || ')'));
 END
 $$;
 
@@ -218,10 +224,8 @@ BEGIN
                                      || COALESCE(got, 'nothing'));
         END IF;
     END LOOP;
-    RETURN ok(pg_catalog.cardinality(failures) OPERATOR(pg_catalog.=) 0,
-              COALESCE(description, tbl::text || ' fails closed without a tenant context (as ' || client_role || ')'))
-        || CASE WHEN pg_catalog.cardinality(failures) OPERATOR(pg_catalog.=) 0 THEN ''
-                ELSE E'\n' || diag(pg_catalog.array_to_string(failures, E'\n')) END;
+    RETURN payymo_tap._result(failures,
+        COALESCE(description, tbl::text || ' fails closed without a tenant context (as ' || client_role || ')'));
 END
 $$;
 
