@@ -314,7 +314,7 @@ verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit)
 	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	SysScanDesc scan;
 	HeapTuple	tup;
-	TenantRow	tenant_row;
+	TenantRow	tenant_row = {0};
 
 	payymo_apikey_hash(key, presented);
 
@@ -331,7 +331,7 @@ verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit)
 	systable_endscan(scan);
 	UnregisterSnapshot(snapshot);
 	if (!row.key_id_matches)
-		memset(&row, 0, sizeof(row));
+		sodium_memzero(&row, sizeof(row));
 
 	/* The secret decides first; an unknown key id compares with zeros. */
 	tenant = sodium_memcmp(presented, row.hash, KEY_HASH_BYTES) == 0 ?
