@@ -16,6 +16,7 @@ OBJS = \
 	src/logctx.o \
 	src/keyfile.o \
 	src/crypto.o \
+	src/archive.o \
 	src/trigger.o \
 	src/tenancy.o
 
@@ -31,7 +32,8 @@ SQL_PARTS = \
 	sql/tenancy.sql \
 	sql/audit.sql \
 	sql/ddl_guard.sql \
-	sql/provisioning.sql
+	sql/provisioning.sql \
+	sql/lifecycle.sql
 
 DATA_built = sql/payymo--$(EXTVERSION).sql
 DATA = \
@@ -55,7 +57,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 
 .DEFAULT_GOAL := all
-.PHONY: deps deps-extended demo test test-extended test-cassert test-matrix test-mutants bench bench-keyprobe deb
+.PHONY: deps deps-extended demo test test-extended test-cassert test-matrix test-mutants bench bench-keyprobe bench-lifecycle deb
 
 deps:
 	@test/deps.sh
@@ -96,6 +98,11 @@ test-mutants: deps
 # Whether set_tenant's time tells which key ids exist (about a minute).
 bench-keyprobe: deps
 	@bench/keyprobe.sh
+
+# export_tenant / restore_tenant against COPY, and the exporting backend's
+# memory for 10k and 1M rows (about 5 minutes).
+bench-lifecycle: deps
+	@bench/lifecycle.sh
 
 # postgresql-15-payymo (one package per installed server version) into dist/.
 deb: deps

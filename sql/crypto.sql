@@ -96,7 +96,7 @@ BEGIN
     -- other sessions hold, and rewrite them.
     FOR tenant IN SELECT t.id FROM payymo.tenants t ORDER BY t.id LOOP
         EXIT WHEN done OPERATOR(pg_catalog.>=) batch_size;
-        PERFORM payymo.assume_tenant(tenant, true);
+        PERFORM payymo._act_for_tenant(tenant);
         done := done OPERATOR(pg_catalog.+) payymo._as_table_owner(tbl, pg_catalog.format(
             'WITH batch AS ('
             '    SELECT ctid AS row_ctid FROM %2$s'

@@ -97,6 +97,19 @@ COMMENT ON FUNCTION payymo.assume_tenant(bigint, boolean) IS
 
 REVOKE EXECUTE ON FUNCTION payymo.assume_tenant(bigint, boolean) FROM PUBLIC;
 
+-- For payymo's own SECURITY DEFINER functions: assume_tenant for the
+-- transaction, without the warning for a call outside a transaction block
+-- (their SET clauses end the context with them anyway).
+CREATE FUNCTION payymo._act_for_tenant(tenant_id bigint)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'payymo_act_for_tenant';
+
+COMMENT ON FUNCTION payymo._act_for_tenant(bigint) IS
+'Internal: assume_tenant for the transaction, for payymo''s own functions; not granted to PUBLIC';
+
+REVOKE EXECUTE ON FUNCTION payymo._act_for_tenant(bigint) FROM PUBLIC;
+
 CREATE FUNCTION payymo.issue_api_key(tenant_id bigint, label text DEFAULT NULL,
                                      expires_at timestamptz DEFAULT NULL)
 RETURNS text

@@ -222,8 +222,11 @@ $$;
 COMMENT ON FUNCTION payymo.set_feature(text, boolean) IS
 'Turns a feature flag of the current tenant on or off; needs write grants on payymo.tenant_features';
 
+-- tenant_id: an explicit id, for applications that bring their own (the
+-- identity sequence moves past it); NULL takes the next one.
 CREATE FUNCTION payymo.create_tenant(slug text, name text,
-                                     OUT tenant_id bigint, OUT api_key text)
+                                     INOUT tenant_id bigint DEFAULT NULL,
+                                     OUT api_key text)
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -242,14 +245,27 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'A name is 1 to 200 characters and not blank.';
     END IF;
+    IF tenant_id OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION 'invalid tenant id %', tenant_id
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A tenant id is a positive bigint.';
+    END IF;
     BEGIN
-        INSERT INTO payymo.tenants (slug, name)
-        VALUES (create_tenant.slug, create_tenant.name)
+        INSERT INTO payymo.tenants (id, slug, name)
+        OVERRIDING SYSTEM VALUE
+        VALUES (COALESCE(create_tenant.tenant_id,
+                         pg_catalog.nextval('payymo.tenants_id_seq'::pg_catalog.regclass)),
+                create_tenant.slug, create_tenant.name)
         RETURNING payymo.tenants.id INTO tenant_id;
     EXCEPTION WHEN unique_violation THEN
+        IF EXISTS (SELECT FROM payymo.tenants t WHERE t.id OPERATOR(pg_catalog.=) create_tenant.tenant_id) THEN
+            RAISE EXCEPTION 'tenant % already exists', tenant_id
+                USING ERRCODE = 'unique_violation';
+        END IF;
         RAISE EXCEPTION 'tenant slug "%" is already taken', slug
             USING ERRCODE = 'unique_violation';
     END;
+    PERFORM payymo._advance_tenant_ids();
     -- Rows carrying their tenant are accepted from this (superuser-owned)
     -- function without a context: see stamp_tenant.
     INSERT INTO payymo.tenant_settings (tenant_id, setting_key, setting_value)
@@ -260,11 +276,28 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION payymo.create_tenant(text, text) IS
-'Creates a tenant with the default settings and features and its first API key, atomically';
+COMMENT ON FUNCTION payymo.create_tenant(text, text, bigint) IS
+'Creates a tenant (with the given id, or the next one) with the default settings and features and its first API key, atomically';
 
-REVOKE EXECUTE ON FUNCTION payymo.create_tenant(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION payymo.create_tenant(text, text) TO payymo_admin;
+REVOKE EXECUTE ON FUNCTION payymo.create_tenant(text, text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION payymo.create_tenant(text, text, bigint) TO payymo_admin;
+
+-- Tenants created or restored with explicit ids: the identity sequence must
+-- not hand those ids out again.
+CREATE FUNCTION payymo._advance_tenant_ids()
+RETURNS void
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.setval('payymo.tenants_id_seq'::pg_catalog.regclass, m)
+      FROM (SELECT pg_catalog.max(id) AS m FROM payymo.tenants) x
+     WHERE x.m OPERATOR(pg_catalog.>) COALESCE(pg_catalog.pg_sequence_last_value('payymo.tenants_id_seq'::pg_catalog.regclass), 0)
+$$;
+
+COMMENT ON FUNCTION payymo._advance_tenant_ids() IS
+'Internal: moves the tenant id sequence past the highest tenant id';
+
+REVOKE EXECUTE ON FUNCTION payymo._advance_tenant_ids() FROM PUBLIC;
 
 -- Suspending and resuming differ only in the status they set.
 CREATE FUNCTION payymo._set_tenant_status(tenant_id bigint, status text)
@@ -414,7 +447,7 @@ BEGIN
     -- Children before parents: deepest tables in the foreign-key graph first.
     -- Each DELETE runs as the table's owner, under the tenant's context, so
     -- that the table's own triggers never run with this function's rights.
-    PERFORM payymo.assume_tenant(tenant_id, true);
+    PERFORM payymo._act_for_tenant(tenant_id);
     FOR t IN SELECT * FROM payymo.tenant_tables_in_delete_order() LOOP
         total := total OPERATOR(pg_catalog.+) payymo._as_table_owner(t.relid,
             pg_catalog.format('DELETE FROM %s WHERE %I OPERATOR(pg_catalog.=) %s',

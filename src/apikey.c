@@ -2,7 +2,8 @@
  *
  * apikey.c
  *	  Setting the tenant context: payymo.set_tenant() with an API key,
- *	  payymo.assume_tenant() for trusted jobs, and issuing API keys.
+ *	  payymo.assume_tenant() for trusted jobs, and issuing API keys; and
+ *	  payymo._note_export(), which charges a tenant's data export.
  *
  * Format (81 characters, all lowercase RFC 4648 base32 after the prefix):
  *
@@ -62,7 +63,9 @@
 
 PG_FUNCTION_INFO_V1(payymo_set_tenant);
 PG_FUNCTION_INFO_V1(payymo_assume_tenant);
+PG_FUNCTION_INFO_V1(payymo_act_for_tenant);
 PG_FUNCTION_INFO_V1(payymo_issue_api_key);
+PG_FUNCTION_INFO_V1(payymo_note_export);
 
 static SPIPlanPtr touch_plan = NULL;
 
@@ -461,24 +464,27 @@ payymo_set_tenant(PG_FUNCTION_ARGS)
 }
 
 /*
- * payymo.assume_tenant(tenant_id bigint, is_local boolean) RETURNS void
- *
- * Not executable by PUBLIC: for jobs and support tools that act for a
- * tenant without its key.  Every use is logged.
+ * Act for a tenant without its key: for payymo.assume_tenant() (jobs and
+ * support tools; not executable by PUBLIC) and payymo._act_for_tenant()
+ * (payymo's own SECURITY DEFINER functions, whose context ends with them:
+ * no warning for a statement-scoped call).  Every use is logged.
  */
-Datum
-payymo_assume_tenant(PG_FUNCTION_ARGS)
+static void
+assume_tenant(FunctionCallInfo fcinfo, bool internal)
 {
 	PayymoContextAttempt attempt;
 	PayymoTenantId tenant;
-	bool		is_local;
+	bool		is_local = true;
 	TenantRow	row;
 
 	payymo_context_begin(&attempt);
 	require_not_null(fcinfo, 0, "tenant_id");
-	require_not_null(fcinfo, 1, "is_local");
 	tenant = PG_GETARG_INT64(0);
-	is_local = PG_GETARG_BOOL(1);
+	if (!internal)
+	{
+		require_not_null(fcinfo, 1, "is_local");
+		is_local = PG_GETARG_BOOL(1);
+	}
 
 	if (!read_tenant(tenant, &row))
 		ereport(ERROR,
@@ -488,7 +494,8 @@ payymo_assume_tenant(PG_FUNCTION_ARGS)
 	/* Limited only when payymo.rate_limit_assume is on. */
 	payymo_rate_limit_check(tenant, row.rate_limit, true);
 	payymo_cursors_check_switch(tenant);
-	warn_if_statement_scoped("payymo.assume_tenant()", is_local);
+	if (!internal)
+		warn_if_statement_scoped("payymo.assume_tenant()", is_local);
 	payymo_context_set(&attempt, tenant, is_local);
 	ereport(LOG,
 			(errmsg("payymo: role \"%s\" assumed tenant " INT64_FORMAT,
@@ -496,6 +503,25 @@ payymo_assume_tenant(PG_FUNCTION_ARGS)
 			 errdetail("Session user \"%s\", scope %s.",
 					   GetUserNameFromId(GetSessionUserId(), false),
 					   is_local ? "transaction" : "session")));
+}
+
+/*
+ * payymo.assume_tenant(tenant_id bigint, is_local boolean) RETURNS void
+ */
+Datum
+payymo_assume_tenant(PG_FUNCTION_ARGS)
+{
+	assume_tenant(fcinfo, false);
+	PG_RETURN_VOID();
+}
+
+/*
+ * payymo._act_for_tenant(tenant_id bigint) RETURNS void
+ */
+Datum
+payymo_act_for_tenant(PG_FUNCTION_ARGS)
+{
+	assume_tenant(fcinfo, true);
 	PG_RETURN_VOID();
 }
 
@@ -581,4 +607,26 @@ payymo_issue_api_key(PG_FUNCTION_ARGS)
 	sodium_memzero(key, sizeof(key));
 	sodium_memzero(hash, sizeof(hash));
 	PG_RETURN_TEXT_P(result);
+}
+
+/*
+ * payymo._note_export() RETURNS bigint
+ *
+ * For payymo.export_my_data(): refuses without a tenant context, charges
+ * the export to the tenant's rate limit as a set_tenant() call is charged,
+ * logs a data_export security event, and returns the tenant.
+ */
+Datum
+payymo_note_export(PG_FUNCTION_ARGS)
+{
+	PayymoTenantId tenant = payymo_require_tenant();
+	TenantRow	row;
+
+	if (!read_tenant(tenant, &row))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tenant " INT64_FORMAT " does not exist", tenant)));
+	payymo_rate_limit_check(tenant, row.rate_limit, false);
+	payymo_security_event(PAYYMO_EVENT_DATA_EXPORT, tenant, NULL);
+	PG_RETURN_INT64(tenant);
 }

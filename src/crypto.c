@@ -314,6 +314,28 @@ derive_subkey(unsigned char *subkey, const PayymoKeyring *ring, int version,
 		elog(ERROR, "crypto_kdf_derive_from_key failed");
 }
 
+/*
+ * Derive a 32-byte subkey of root key `version` for (id, context), for the
+ * other modules' keyed hashes; raises 22023 when that version is not loaded.
+ * The caller wipes the subkey.
+ */
+void
+payymo_crypto_derive(unsigned char *subkey, int version, uint64 id,
+					 const char context[crypto_kdf_CONTEXTBYTES])
+{
+	const PayymoKeyring *ring = get_keyring();
+
+	if (version < PAYYMO_KEY_VERSION_MIN || version > PAYYMO_KEY_VERSION_MAX ||
+		!ring->present[version])
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("root key version %d is not loaded", version),
+				 errhint("See payymo.key_status() for the versions payymo.key_file holds.")));
+	if (crypto_kdf_derive_from_key(subkey, PAYYMO_SUBKEY_BYTES, id, context,
+								   ring->key[version]) != 0)
+		elog(ERROR, "crypto_kdf_derive_from_key failed");
+}
+
 /* Build the associated data for (version, tenant, context) in palloc'd memory. */
 static unsigned char *
 build_ad(int version, PayymoTenantId tenant, const text *context, size_t *adlen)

@@ -1,16 +1,18 @@
 /*-------------------------------------------------------------------------
  *
  * events.c
- *	  Security events: one LOG line per refused attempt.
+ *	  Security events: one LOG line per refused attempt, and per tenant
+ *	  data export.
  *
  * Callers report what was refused, for which tenant (only when the caller
  * has proved to act for it: a context in force, or an API key whose secret
  * matched) and, for API keys, the public key id.  The line names the kind,
  * the tenant, the key id, the role and the client address, and never a
- * secret or the statement that carried it.  An event attributed to a
+ * secret or the statement that carried it.  A refusal attributed to a
  * tenant also counts in that tenant's "denied" (payymo.tenant_stats); an
  * unattributed one, such as a probe with a wrong secret, counts nowhere,
- * so probing cannot create, inflate or evict a tenant's statistics.
+ * so probing cannot create, inflate or evict a tenant's statistics.  A data
+ * export is not a refusal and counts nowhere either.
  *
  * Events may be raised from the setting's check hook, at times when the
  * catalog must not be read (outside a transaction): the role is then given
@@ -34,6 +36,7 @@ static const char *const event_names[] = {
 	[PAYYMO_EVENT_FORGED_SETTING] = "forged_setting",
 	[PAYYMO_EVENT_CROSS_TENANT_WRITE] = "cross_tenant_write",
 	[PAYYMO_EVENT_DECRYPT_FAILED] = "decrypt_failed",
+	[PAYYMO_EVENT_DATA_EXPORT] = "data_export",
 };
 
 /*
@@ -83,5 +86,6 @@ payymo_security_event(PayymoEvent event, PayymoTenantId tenant, const char *key_
 					   client_address()),
 			 errhidestmt(true),
 			 errhidecontext(true)));
-	payymo_stats_count_denied(tenant);
+	if (event != PAYYMO_EVENT_DATA_EXPORT)
+		payymo_stats_count_denied(tenant);
 }

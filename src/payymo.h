@@ -74,19 +74,35 @@ typedef enum PayymoEvent
 	PAYYMO_EVENT_FORGED_SETTING,
 	PAYYMO_EVENT_CROSS_TENANT_WRITE,
 	PAYYMO_EVENT_DECRYPT_FAILED,
+	PAYYMO_EVENT_DATA_EXPORT,	/* not a refusal: counts nowhere */
 } PayymoEvent;
 
 extern void payymo_security_event(PayymoEvent event, PayymoTenantId tenant,
 								  const char *key_id);
 
 /* crypto.c */
+#define PAYYMO_SUBKEY_BYTES 32
 extern void payymo_crypto_init(void);
+extern void payymo_crypto_derive(unsigned char *subkey, int version, uint64 id,
+								 const char context[crypto_kdf_CONTEXTBYTES]);
 
 /* stats.c: per-tenant statistics and rate limits in shared memory */
 extern void payymo_stats_init(void);
 extern void payymo_stats_count_denied(PayymoTenantId tenant);
 extern void payymo_rate_limit_check(PayymoTenantId tenant, int32 rate_per_second,
 									bool for_assume);
+
+/* tenancy.c: running statements as a table's owner */
+typedef struct PayymoOwnerScope
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+} PayymoOwnerScope;
+
+extern void payymo_owner_enter(PayymoOwnerScope *scope, Oid relid, bool bypass_force_rls);
+extern void payymo_owner_restore_settings(PayymoOwnerScope *scope);
+extern void payymo_owner_leave(PayymoOwnerScope *scope);
 
 /* logctx.c: tenant and request id in the server log */
 extern void payymo_logctx_init(void);

@@ -53,6 +53,7 @@ PG_FUNCTION_INFO_V1(payymo_as_table_owner);
 
 #define ADMIN_ROLE "payymo_admin"
 
+
 /* The tables the ticket is for, its kind, and its transaction. */
 static Oid	ticket_rels[TICKET_RELS];
 static bool ticket_weakens = false;
@@ -173,56 +174,87 @@ payymo_take_ticket(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Become the owner of relid, in a security-restricted operation (no SET
+ * ROLE, no temporary objects, ...), optionally exempt from FORCE ROW LEVEL
+ * SECURITY as PostgreSQL's own foreign-key checks are (SECURITY_NOFORCE_RLS),
+ * in a new GUC nest level: the settings the table's own code changes are
+ * undone on the way out, as index builds do.  Callers run their statements
+ * in PG_TRY, call payymo_owner_restore_settings() after success and
+ * payymo_owner_leave() in PG_FINALLY.
+ */
+void
+payymo_owner_enter(PayymoOwnerScope *scope, Oid relid, bool bypass_force_rls)
+{
+	Oid			owner = table_owner(relid);
+
+	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec_context);
+	SetUserIdAndSecContext(owner,
+						   scope->save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION |
+						   (bypass_force_rls ? SECURITY_NOFORCE_RLS : 0));
+	scope->save_nestlevel = NewGUCNestLevel();
+}
+
+/* After success: undo the settings.  On error the abort undoes them. */
+void
+payymo_owner_restore_settings(PayymoOwnerScope *scope)
+{
+	AtEOXact_GUC(false, scope->save_nestlevel);
+}
+
+/* Always, in PG_FINALLY: back to the caller's user id. */
+void
+payymo_owner_leave(PayymoOwnerScope *scope)
+{
+	SetUserIdAndSecContext(scope->save_userid, scope->save_sec_context);
+}
+
+static void
+require_args(FunctionCallInfo fcinfo, int nargs, const char *names)
+{
+	int			i;
+
+	for (i = 0; i < nargs; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be null", names)));
+}
+
+/*
  * payymo._as_table_owner(tbl regclass, command text,
  *						   bypass_force_rls boolean) RETURNS bigint
  *
- * Runs command as the owner of tbl, in a security-restricted operation
- * (no SET ROLE, no temporary objects, ...), and undoes any setting the
- * table's own code changed, as index builds do.  The user id is restored
- * on the way out; on error, the (sub)transaction abort restores it too.
- * Returns the number of rows the command processed.  With bypass_force_rls
- * the owner is exempt from FORCE ROW LEVEL SECURITY, as PostgreSQL's own
- * foreign-key checks are (SECURITY_NOFORCE_RLS): for validating keys, and
- * for statements that name the tenant themselves.
+ * Runs command as the owner of tbl (see payymo_owner_enter) and returns the
+ * number of rows it processed.  The user id is restored on the way out;
+ * on error, the (sub)transaction abort restores it too.  bypass_force_rls
+ * is for validating keys, and for statements that name the tenant
+ * themselves.
  */
 Datum
 payymo_as_table_owner(PG_FUNCTION_ARGS)
 {
-	Oid			owner;
 	char	   *command;
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
+	PayymoOwnerScope scope;
 	uint64		processed = 0;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tbl, command and bypass_force_rls must not be null")));
-	owner = table_owner(PG_GETARG_OID(0));
+	require_args(fcinfo, 3, "tbl, command and bypass_force_rls");
 	command = text_to_cstring(PG_GETARG_TEXT_PP(1));
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	payymo_owner_enter(&scope, PG_GETARG_OID(0), PG_GETARG_BOOL(2));
 	PG_TRY();
 	{
-		SetUserIdAndSecContext(owner,
-							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_RESTRICTED_OPERATION |
-							   (PG_GETARG_BOOL(2) ? SECURITY_NOFORCE_RLS : 0));
-		save_nestlevel = NewGUCNestLevel();
-
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		if (SPI_execute(command, false, 0) < 0)
 			elog(ERROR, "SPI_execute failed: %s", command);
 		processed = SPI_processed;
 		SPI_finish();
-
-		AtEOXact_GUC(false, save_nestlevel);
+		payymo_owner_restore_settings(&scope);
 	}
 	PG_FINALLY();
 	{
-		SetUserIdAndSecContext(save_userid, save_sec_context);
+		payymo_owner_leave(&scope);
 	}
 	PG_END_TRY();
 

@@ -66,7 +66,15 @@ like "$out" "ERROR:  cannot write another tenant's row into table \"bank_connect
 like "$out" "Acme current account\|-42.50\|acme-oauth-token" "the tenant reads its rows and decrypts its token"
 like "$out" "ERROR:  no tenant context set" "without a context the tables fail closed"
 like "$out" "^1\|acme\|\{\}$" "the custom domain resolves to Acme"
+like "$out" '^\{"row": \{"id": 1, "amount": -42.50, .*"table": "bank.transactions"\}$' \
+    "the tenant exports its own rows as JSON lines"
 is "$(psql_readme -A -t -c "SELECT count(*) FROM payymo.audit()")" "0" "audit() is clean after the tutorial"
 is "$(grep -c ERROR "$work/tutorial.log")" "2" "exactly the two refusals the tutorial shows"
+
+psql_readme -q -c "CREATE DATABASE migration" >/dev/null
+block "sql migration" | psql_readme -d migration -A -t >"$work/migration.log" 2>&1
+ok_log $? "the migration recipe runs" "$work/migration.log"
+like "$(cat "$work/migration.log" | tr '\n' ' ')" "^.* 7 30 COMMIT RESET 43 \$" \
+    "after the move a tenant sees its own rows, and new tenants come after the imported ids"
 
 done_testing

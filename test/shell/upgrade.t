@@ -115,6 +115,14 @@ is "$(q -d $old -c "SELECT severity || ' ' || object || ': ' || problem FROM pay
     "audit() is clean after the upgrade"
 out=$(q -d $old -c "ALTER TABLE shop.transactions NO FORCE ROW LEVEL SECURITY" 2>&1)
 like "$out" "under tenancy" "the DDL guard protects tables enabled under 0.1.0"
+before=$(q -d $old -c "SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) FROM shop.bank_connections x")
+q -d $old -c "CREATE TABLE stage (n bigserial, line text)" \
+          -c "INSERT INTO stage (line) SELECT * FROM payymo.export_tenant(1)" \
+          -c "DELETE FROM shop.transactions WHERE tenant_id = 1" \
+          -c "UPDATE shop.bank_connections SET bank_id = 'lost' WHERE tenant_id = 1" >/dev/null
+q -d $old -c "SELECT * FROM payymo.restore_tenant('stage', replace => true)" >/dev/null
+is "$(q -d $old -c "SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) FROM shop.bank_connections x")" "$before" \
+    "a tenant made under 0.1.0 exports and restores after the upgrade"
 
 q -c "DROP DATABASE $old" -c "DROP DATABASE $new"
 done_testing
