@@ -17,6 +17,8 @@ OBJS = \
 	src/keyfile.o \
 	src/crypto.o \
 	src/archive.o \
+	src/users.o \
+	src/throttle.o \
 	src/trigger.o \
 	src/tenancy.o
 
@@ -33,7 +35,8 @@ SQL_PARTS = \
 	sql/audit.sql \
 	sql/ddl_guard.sql \
 	sql/provisioning.sql \
-	sql/lifecycle.sql
+	sql/lifecycle.sql \
+	sql/users.sql
 
 DATA_built = sql/payymo--$(EXTVERSION).sql
 DATA = \

@@ -508,25 +508,31 @@ AS $$
 DECLARE
     tid bigint := payymo._note_export();
     t record;
+    cols text;
     omit text;
 BEGIN
+    -- Every column the caller may read (so payymo.users without its
+    -- password hashes), of every table whose tenant column it may read.
     FOR t IN SELECT a.relid, a.name, a.tenant_column FROM payymo._archive_tables() a
               WHERE a.relid OPERATOR(pg_catalog.<>) 'payymo.api_key_store'::pg_catalog.regclass
-                AND pg_catalog.has_table_privilege(a.relid, 'SELECT')
+                AND pg_catalog.has_column_privilege(a.relid, a.tenant_column, 'SELECT')
     LOOP
-        SELECT COALESCE(' OPERATOR(pg_catalog.-) ARRAY[' OPERATOR(pg_catalog.||)
-                   pg_catalog.string_agg(pg_catalog.format('CASE WHEN payymo.is_token(x.%I) THEN %L END',
+        SELECT pg_catalog.string_agg(pg_catalog.format('x.%I', a.attname), ', ' ORDER BY a.attnum),
+               COALESCE(' OPERATOR(pg_catalog.-) ARRAY[' OPERATOR(pg_catalog.||)
+                   pg_catalog.string_agg(pg_catalog.format('CASE WHEN payymo.is_token(y.%I) THEN %L END',
                                                            a.attname, a.attname), ', ')
+                       FILTER (WHERE NOT with_secrets
+                               AND pg_catalog.format_type(a.atttypid, NULL) OPERATOR(pg_catalog.=) 'bytea')
                    OPERATOR(pg_catalog.||) ']::text[]', '')
-          INTO omit
+          INTO cols, omit
           FROM pg_catalog.pg_attribute a
          WHERE a.attrelid OPERATOR(pg_catalog.=) t.relid AND a.attnum OPERATOR(pg_catalog.>) 0
-           AND NOT a.attisdropped AND NOT with_secrets
-           AND pg_catalog.format_type(a.atttypid, NULL) OPERATOR(pg_catalog.=) 'bytea';
+           AND NOT a.attisdropped
+           AND pg_catalog.has_column_privilege(t.relid, a.attnum, 'SELECT');
         RETURN QUERY EXECUTE pg_catalog.format(
-            'SELECT pg_catalog.jsonb_build_object(''table'', %L, ''row'', pg_catalog.to_jsonb(x)%s)::text'
-            '  FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1',
-            t.name, omit, t.relid, t.tenant_column) USING tid;
+            'SELECT pg_catalog.jsonb_build_object(''table'', %L, ''row'', pg_catalog.to_jsonb(y)%s)::text'
+            '  FROM (SELECT %s FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1) y',
+            t.name, omit, cols, t.relid, t.tenant_column) USING tid;
     END LOOP;
 END
 $$;

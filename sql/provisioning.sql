@@ -226,6 +226,8 @@ COMMENT ON FUNCTION payymo.set_feature(text, boolean) IS
 -- identity sequence moves past it); NULL takes the next one.
 CREATE FUNCTION payymo.create_tenant(slug text, name text,
                                      INOUT tenant_id bigint DEFAULT NULL,
+                                     admin_email text DEFAULT NULL,
+                                     admin_password text DEFAULT NULL,
                                      OUT api_key text)
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -273,14 +275,17 @@ BEGIN
     INSERT INTO payymo.tenant_features (tenant_id, feature_key, enabled)
     SELECT create_tenant.tenant_id, d.feature_key, d.enabled FROM payymo.default_features d;
     api_key := payymo.issue_api_key(tenant_id, 'initial key');
+    IF admin_email IS NOT NULL THEN
+        PERFORM payymo.create_user(tenant_id, admin_email, admin_password, 'admin');
+    END IF;
 END
 $$;
 
-COMMENT ON FUNCTION payymo.create_tenant(text, text, bigint) IS
-'Creates a tenant (with the given id, or the next one) with the default settings and features and its first API key, atomically';
+COMMENT ON FUNCTION payymo.create_tenant(text, text, bigint, text, text) IS
+'Creates a tenant (with the given id, or the next one) with the default settings and features, its first API key and optionally its first admin user, atomically';
 
-REVOKE EXECUTE ON FUNCTION payymo.create_tenant(text, text, bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION payymo.create_tenant(text, text, bigint) TO payymo_admin;
+REVOKE EXECUTE ON FUNCTION payymo.create_tenant(text, text, bigint, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION payymo.create_tenant(text, text, bigint, text, text) TO payymo_admin;
 
 -- Tenants created or restored with explicit ids: the identity sequence must
 -- not hand those ids out again.

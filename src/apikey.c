@@ -90,15 +90,8 @@ enum
 	TENANTS_RATE_LIMIT = 5,
 };
 
-/* What set_tenant() and assume_tenant() need of a tenant's row. */
-typedef struct TenantRow
-{
-	bool		active;
-	int32		rate_limit;		/* rate_limit_per_second; 0: none */
-} TenantRow;
-
-static void
-check_column(Relation rel, AttrNumber attnum, const char *name)
+void
+payymo_check_column(Relation rel, AttrNumber attnum, const char *name)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 
@@ -109,8 +102,8 @@ check_column(Relation rel, AttrNumber attnum, const char *name)
 }
 
 /* Open a payymo table and the index of its primary key. */
-static Relation
-open_payymo_table(const char *name, Oid *pkey)
+Relation
+payymo_open_table(const char *name, Oid *pkey)
 {
 	Oid			relid = get_relname_relid(name, get_namespace_oid("payymo", false));
 	Relation	rel;
@@ -130,16 +123,16 @@ static Relation
 open_key_store(Oid *pkey)
 {
 	static bool checked = false;
-	Relation	rel = open_payymo_table("api_key_store", pkey);
+	Relation	rel = payymo_open_table("api_key_store", pkey);
 
 	if (!checked)
 	{
-		check_column(rel, STORE_KEY_ID, "key_id");
-		check_column(rel, STORE_TENANT_ID, "tenant_id");
-		check_column(rel, STORE_SECRET_HASH, "secret_hash");
-		check_column(rel, STORE_EXPIRES_AT, "expires_at");
-		check_column(rel, STORE_REVOKED_AT, "revoked_at");
-		check_column(rel, STORE_LAST_USED_AT, "last_used_at");
+		payymo_check_column(rel, STORE_KEY_ID, "key_id");
+		payymo_check_column(rel, STORE_TENANT_ID, "tenant_id");
+		payymo_check_column(rel, STORE_SECRET_HASH, "secret_hash");
+		payymo_check_column(rel, STORE_EXPIRES_AT, "expires_at");
+		payymo_check_column(rel, STORE_REVOKED_AT, "revoked_at");
+		payymo_check_column(rel, STORE_LAST_USED_AT, "last_used_at");
 		checked = true;
 	}
 	return rel;
@@ -149,13 +142,13 @@ static Relation
 open_tenants(Oid *pkey)
 {
 	static bool checked = false;
-	Relation	rel = open_payymo_table("tenants", pkey);
+	Relation	rel = payymo_open_table("tenants", pkey);
 
 	if (!checked)
 	{
-		check_column(rel, TENANTS_ID, "id");
-		check_column(rel, TENANTS_STATUS, "status");
-		check_column(rel, TENANTS_RATE_LIMIT, "rate_limit_per_second");
+		payymo_check_column(rel, TENANTS_ID, "id");
+		payymo_check_column(rel, TENANTS_STATUS, "status");
+		payymo_check_column(rel, TENANTS_RATE_LIMIT, "rate_limit_per_second");
 		checked = true;
 	}
 	return rel;
@@ -165,8 +158,8 @@ open_tenants(Oid *pkey)
  * The first tuple, in primary-key order, whose key compares with value as
  * strategy says (BTEqualStrategyNumber with procedure eqproc, ...), or NULL.
  */
-static HeapTuple
-fetch_by_pkey(Relation rel, Oid pkey, StrategyNumber strategy, RegProcedure proc,
+HeapTuple
+payymo_fetch_by_pkey(Relation rel, Oid pkey, StrategyNumber strategy, RegProcedure proc,
 			  Oid collation, Datum value, Snapshot snapshot, SysScanDesc *scan)
 {
 	ScanKeyData skey;
@@ -182,8 +175,8 @@ fetch_by_pkey(Relation rel, Oid pkey, StrategyNumber strategy, RegProcedure proc
  * even in a REPEATABLE READ transaction that started before it.  Row level
  * security on payymo.tenants does not apply to this read.
  */
-static bool
-read_tenant(PayymoTenantId tenant, TenantRow *row)
+bool
+payymo_read_tenant(PayymoTenantId tenant, PayymoTenantRow *row)
 {
 	Oid			pkey;
 	Relation	rel = open_tenants(&pkey);
@@ -192,7 +185,7 @@ read_tenant(PayymoTenantId tenant, TenantRow *row)
 	HeapTuple	tup;
 	bool		found;
 
-	tup = fetch_by_pkey(rel, pkey, BTEqualStrategyNumber, F_INT8EQ, InvalidOid,
+	tup = payymo_fetch_by_pkey(rel, pkey, BTEqualStrategyNumber, F_INT8EQ, InvalidOid,
 						Int64GetDatum(tenant), snapshot, &scan);
 	found = HeapTupleIsValid(tup);
 	if (found)
@@ -213,15 +206,16 @@ read_tenant(PayymoTenantId tenant, TenantRow *row)
 }
 
 /*
- * Record that the key was used, at most once a minute: as the table's
- * owner (the client may not write it), without waiting for a row someone
- * else has locked -- and never where the write could fail a valid call: in
- * a read-only transaction, on a standby, or under REPEATABLE READ or
- * SERIALIZABLE, where a row another session touched after the snapshot
- * would raise a serialization failure.
+ * Record that a key or session was used, at most once a minute (callers
+ * check), by running update -- with its one parameter id -- as the table's
+ * owner (the client may not write it); update skips a row someone else has
+ * locked.  Never where the write could fail a valid call: in a read-only
+ * transaction, on a standby, or under REPEATABLE READ or SERIALIZABLE,
+ * where a row another session touched after the snapshot would raise a
+ * serialization failure.
  */
-static void
-touch_key(Oid owner, Datum key_id)
+void
+payymo_touch_row(Oid owner, SPIPlanPtr *plan, const char *update, Datum id)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Oid			save_userid;
@@ -234,22 +228,16 @@ touch_key(Oid owner, Datum key_id)
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (touch_plan == NULL)
+	if (*plan == NULL)
 	{
-		SPIPlanPtr	plan;
+		SPIPlanPtr	new_plan = SPI_prepare(update, 1, argtypes);
 
-		plan = SPI_prepare("UPDATE payymo.api_key_store SET last_used_at = pg_catalog.now()"
-						   " WHERE key_id OPERATOR(pg_catalog.=) ("
-						   "   SELECT key_id FROM payymo.api_key_store"
-						   "    WHERE key_id OPERATOR(pg_catalog.=) $1"
-						   "    FOR UPDATE SKIP LOCKED)",
-						   1, argtypes);
-		if (plan == NULL)
+		if (new_plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		touch_plan = plan;
+		SPI_keepplan(new_plan);
+		*plan = new_plan;
 	}
-	ret = SPI_execute_plan(touch_plan, &key_id, NULL, false, 0);
+	ret = SPI_execute_plan(*plan, &id, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 	SPI_finish();
@@ -317,7 +305,7 @@ verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit)
 	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	SysScanDesc scan;
 	HeapTuple	tup;
-	TenantRow	tenant_row = {0};
+	PayymoTenantRow	tenant_row = {0};
 
 	payymo_apikey_hash(key, presented);
 
@@ -327,7 +315,7 @@ verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit)
 	 * same and then ignored -- one index descent and one row read either
 	 * way, so the time taken does not tell whether a key id exists.
 	 */
-	tup = fetch_by_pkey(store, pkey, BTGreaterEqualStrategyNumber, F_TEXT_GE,
+	tup = payymo_fetch_by_pkey(store, pkey, BTGreaterEqualStrategyNumber, F_TEXT_GE,
 						DEFAULT_COLLATION_OID, key_id, snapshot, &scan);
 	if (HeapTupleIsValid(tup))
 		read_key_row(tup, RelationGetDescr(store), key + KEY_ID_OFFSET, now, &row);
@@ -345,13 +333,19 @@ verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit)
 
 	if (tenant != PAYYMO_NO_TENANT)
 	{
-		if (!read_tenant(tenant, &tenant_row))
+		if (!payymo_read_tenant(tenant, &tenant_row))
 			tenant_row.active = false;
 		*rate_limit = tenant_row.rate_limit;
 		if (!row.usable || !tenant_row.active)
 			tenant = PAYYMO_NO_TENANT;
 		else if (row.stale)
-			touch_key(store->rd_rel->relowner, key_id);
+			payymo_touch_row(store->rd_rel->relowner, &touch_plan,
+							 "UPDATE payymo.api_key_store SET last_used_at = pg_catalog.now()"
+							 " WHERE key_id OPERATOR(pg_catalog.=) ("
+							 "   SELECT key_id FROM payymo.api_key_store"
+							 "    WHERE key_id OPERATOR(pg_catalog.=) $1"
+							 "    FOR UPDATE SKIP LOCKED)",
+							 key_id);
 	}
 
 	table_close(store, AccessShareLock);
@@ -379,8 +373,8 @@ authentication_failed(PayymoTenantId owner, const char *key_id)
  * runs -- ours, SPI's, the rate limiter's, a cancel -- the statement, which
  * may hold the key, stays out of the server log.
  */
-static void
-hide_statement(void *arg)
+void
+payymo_hide_statement(void *arg)
 {
 	errhidestmt(true);
 }
@@ -389,8 +383,8 @@ hide_statement(void *arg)
  * A transaction-scoped context set outside a transaction block ends with
  * the statement: warn, as SET LOCAL does.
  */
-static void
-warn_if_statement_scoped(const char *function, bool is_local)
+void
+payymo_warn_if_statement_scoped(const char *function, bool is_local)
 {
 	if (is_local && !IsTransactionBlock())
 		ereport(WARNING,
@@ -399,8 +393,8 @@ warn_if_statement_scoped(const char *function, bool is_local)
 				 errhint("Call it after BEGIN, in the transaction it is meant for, or pass is_local => false for the session.")));
 }
 
-static void
-require_not_null(FunctionCallInfo fcinfo, int argno, const char *name)
+void
+payymo_require_not_null(FunctionCallInfo fcinfo, int argno, const char *name)
 {
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
@@ -425,13 +419,13 @@ payymo_set_tenant(PG_FUNCTION_ARGS)
 	bool		is_local;
 	ErrorContextCallback errcallback;
 
-	errcallback.callback = hide_statement;
+	errcallback.callback = payymo_hide_statement;
 	errcallback.arg = NULL;
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 	payymo_context_begin(&attempt);
 
-	require_not_null(fcinfo, 1, "is_local");
+	payymo_require_not_null(fcinfo, 1, "is_local");
 	is_local = PG_GETARG_BOOL(1);
 	if (PG_ARGISNULL(0))
 		authentication_failed(PAYYMO_NO_TENANT, NULL);
@@ -456,8 +450,8 @@ payymo_set_tenant(PG_FUNCTION_ARGS)
 
 	payymo_rate_limit_check(tenant, rate_limit, false);
 	payymo_cursors_check_switch(tenant);
-	warn_if_statement_scoped("payymo.set_tenant()", is_local);
-	payymo_context_set(&attempt, tenant, is_local);
+	payymo_warn_if_statement_scoped("payymo.set_tenant()", is_local);
+	payymo_context_set(&attempt, tenant, PAYYMO_NO_USER, false, is_local);
 
 	error_context_stack = errcallback.previous;
 	PG_RETURN_INT64(tenant);
@@ -475,18 +469,18 @@ assume_tenant(FunctionCallInfo fcinfo, bool internal)
 	PayymoContextAttempt attempt;
 	PayymoTenantId tenant;
 	bool		is_local = true;
-	TenantRow	row;
+	PayymoTenantRow	row;
 
 	payymo_context_begin(&attempt);
-	require_not_null(fcinfo, 0, "tenant_id");
+	payymo_require_not_null(fcinfo, 0, "tenant_id");
 	tenant = PG_GETARG_INT64(0);
 	if (!internal)
 	{
-		require_not_null(fcinfo, 1, "is_local");
+		payymo_require_not_null(fcinfo, 1, "is_local");
 		is_local = PG_GETARG_BOOL(1);
 	}
 
-	if (!read_tenant(tenant, &row))
+	if (!payymo_read_tenant(tenant, &row))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("tenant " INT64_FORMAT " does not exist", tenant)));
@@ -495,8 +489,8 @@ assume_tenant(FunctionCallInfo fcinfo, bool internal)
 	payymo_rate_limit_check(tenant, row.rate_limit, true);
 	payymo_cursors_check_switch(tenant);
 	if (!internal)
-		warn_if_statement_scoped("payymo.assume_tenant()", is_local);
-	payymo_context_set(&attempt, tenant, is_local);
+		payymo_warn_if_statement_scoped("payymo.assume_tenant()", is_local);
+	payymo_context_set(&attempt, tenant, PAYYMO_NO_USER, false, is_local);
 	ereport(LOG,
 			(errmsg("payymo: role \"%s\" assumed tenant " INT64_FORMAT,
 					GetUserNameFromId(GetOuterUserId(), false), tenant),
@@ -534,7 +528,6 @@ payymo_act_for_tenant(PG_FUNCTION_ARGS)
 Datum
 payymo_issue_api_key(PG_FUNCTION_ARGS)
 {
-	unsigned char random_bytes[KEY_SECRET_BYTES];
 	unsigned char hash[KEY_HASH_BYTES];
 	char		key[KEY_LEN + 1];
 	char		hint[KEY_PREFIX_LEN + KEY_ID_CHARS + 4 + KEY_HINT_CHARS + 1];
@@ -545,23 +538,14 @@ payymo_issue_api_key(PG_FUNCTION_ARGS)
 	text	   *result;
 	int			ret;
 
-	require_not_null(fcinfo, 0, "tenant_id");
+	payymo_require_not_null(fcinfo, 0, "tenant_id");
 	if (!PG_ARGISNULL(2) &&
 		PG_GETARG_TIMESTAMPTZ(2) <= GetCurrentTransactionStartTimestamp())
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("expires_at must be in the future")));
 
-	/* Build the key: prefix, id, separator, secret, checksum. */
-	memcpy(key, KEY_PREFIX, KEY_PREFIX_LEN);
-	randombytes_buf(random_bytes, KEY_ID_BYTES);
-	payymo_base32_encode(random_bytes, KEY_ID_BYTES, key + KEY_ID_OFFSET);
-	key[KEY_SEP_OFFSET] = '_';
-	randombytes_buf(random_bytes, KEY_SECRET_BYTES);
-	payymo_base32_encode(random_bytes, KEY_SECRET_BYTES, key + KEY_SECRET_OFFSET);
-	sodium_memzero(random_bytes, sizeof(random_bytes));
-	payymo_apikey_checksum(key, key + KEY_CHECKSUM_OFFSET);
-	payymo_apikey_hash(key, hash);
+	payymo_token_generate(KEY_PREFIX, key, hash);
 
 	/* The hint shows the public id and the last checksum characters only. */
 	snprintf(hint, sizeof(hint), "%.*s_...%s", KEY_SEP_OFFSET, key,
@@ -620,9 +604,9 @@ Datum
 payymo_note_export(PG_FUNCTION_ARGS)
 {
 	PayymoTenantId tenant = payymo_require_tenant();
-	TenantRow	row;
+	PayymoTenantRow	row;
 
-	if (!read_tenant(tenant, &row))
+	if (!payymo_read_tenant(tenant, &row))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("tenant " INT64_FORMAT " does not exist", tenant)));

@@ -47,6 +47,7 @@
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "utils/guc.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 
 #include "payymo.h"
@@ -60,22 +61,29 @@
 #define GUC_EXTRA_ALLOC(size) malloc(size)
 #endif
 
-/* Room for INT64_FORMAT of any int64, with sign and terminator. */
-#define TENANT_ID_BUFSIZE 24
+/* Room for "<tenant>/<user>/member": two INT64_FORMATs, a role, separators. */
+#define CONTEXT_VALUE_BUFSIZE 64
 
 PG_FUNCTION_INFO_V1(payymo_current_tenant);
 PG_FUNCTION_INFO_V1(payymo_clear_tenant);
+PG_FUNCTION_INFO_V1(payymo_current_user_id);
+PG_FUNCTION_INFO_V1(payymo_current_user_role);
+PG_FUNCTION_INFO_V1(payymo_owner_visible);
 
 /* What an accepted value of the setting means; the GUC's "extra". */
 typedef struct TenantValue
 {
 	PayymoTenantId tenant;
+	PayymoUserId user;			/* PAYYMO_NO_USER: a tenant-wide context */
+	bool		user_is_admin;
 	bool		is_local;		/* set for the transaction only */
 	uint64		epoch;			/* when it was set; see failure_epoch */
 } TenantValue;
 
 PayymoTenantId payymo_tenant = PAYYMO_NO_TENANT;
 bool		payymo_tenant_is_local = false;
+PayymoUserId payymo_user = PAYYMO_NO_USER;
+bool		payymo_user_is_admin = false;
 
 static char *tenant_guc_value = NULL;
 static uint64 tenant_epoch = 0;
@@ -96,25 +104,37 @@ static void context_subxact_callback(SubXactEvent event, SubTransactionId mySubi
 /* The transaction whose TopTransactionContext already has the callback. */
 static LocalTransactionId armed_lxid = InvalidLocalTransactionId;
 
+static bool
+parse_id(const char *value, char **end, int64 *id)
+{
+	errno = 0;
+	*id = strtoi64(value, end, 10);
+	return errno == 0 && *end != value && *id > 0;
+}
+
 /*
- * Parse a setting value: "" means no tenant, otherwise a positive integer.
+ * Parse a setting value: "" means no context; "<tenant>" a tenant-wide one
+ * (an API key, assume_tenant); "<tenant>/<user>/<admin|member>" a user's
+ * (a session, a JWT).
  */
 static bool
-parse_tenant_id(const char *value, PayymoTenantId *tenant)
+parse_context(const char *value, TenantValue *parsed)
 {
 	char	   *end;
-	int64		id;
 
+	memset(parsed, 0, sizeof(*parsed));
 	if (value == NULL || value[0] == '\0')
-	{
-		*tenant = PAYYMO_NO_TENANT;
 		return true;
-	}
-	errno = 0;
-	id = strtoi64(value, &end, 10);
-	if (errno != 0 || *end != '\0' || id <= 0)
+	if (!parse_id(value, &end, &parsed->tenant))
 		return false;
-	*tenant = id;
+	if (*end == '\0')
+		return true;
+	if (*end != '/' || !parse_id(end + 1, &end, &parsed->user) || *end != '/')
+		return false;
+	if (strcmp(end + 1, "admin") == 0)
+		parsed->user_is_admin = true;
+	else if (strcmp(end + 1, "member") != 0)
+		return false;
 	return true;
 }
 
@@ -133,10 +153,10 @@ is_session_attempt(GucSource source)
 static bool
 check_tenant_id(char **newval, void **extra, GucSource source)
 {
-	PayymoTenantId tenant;
+	TenantValue parsed;
 	TenantValue *value;
 
-	if (!parse_tenant_id(*newval, &tenant))
+	if (!parse_context(*newval, &parsed))
 	{
 		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
 		GUC_check_errdetail("A tenant id is a positive integer.");
@@ -144,7 +164,7 @@ check_tenant_id(char **newval, void **extra, GucSource source)
 	}
 
 	/* Clearing the context is always allowed. */
-	if (tenant != PAYYMO_NO_TENANT &&
+	if (parsed.tenant != PAYYMO_NO_TENANT &&
 		!setting_from_payymo && !InitializingParallelWorker)
 	{
 		if (is_session_attempt(source))
@@ -158,7 +178,7 @@ check_tenant_id(char **newval, void **extra, GucSource source)
 	value = (TenantValue *) GUC_EXTRA_ALLOC(sizeof(TenantValue));
 	if (value == NULL)
 		return false;
-	value->tenant = tenant;
+	*value = parsed;
 	value->is_local = setting_from_payymo && setting_local;
 	value->epoch = ++epoch_counter;
 	*extra = value;
@@ -171,6 +191,8 @@ assign_tenant_id(const char *newval, void *extra)
 	const TenantValue *value = (const TenantValue *) extra;
 
 	payymo_tenant = value ? value->tenant : PAYYMO_NO_TENANT;
+	payymo_user = value ? value->user : PAYYMO_NO_USER;
+	payymo_user_is_admin = value ? value->user_is_admin : false;
 	payymo_tenant_is_local = value ? value->is_local : false;
 	tenant_epoch = value ? value->epoch : 0;
 }
@@ -278,16 +300,21 @@ context_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 }
 
 /*
- * End an attempt successfully: set the context, for the transaction
- * (is_local) or the session, and take back the voiding of earlier values.
+ * End an attempt successfully: set the context -- the tenant, and the user
+ * unless PAYYMO_NO_USER -- for the transaction (is_local) or the session,
+ * and take back the voiding of earlier values.
  */
 void
 payymo_context_set(PayymoContextAttempt *attempt, PayymoTenantId tenant,
-				   bool is_local)
+				   PayymoUserId user, bool user_is_admin, bool is_local)
 {
-	char		buf[TENANT_ID_BUFSIZE];
+	char		buf[CONTEXT_VALUE_BUFSIZE];
 
-	snprintf(buf, sizeof(buf), INT64_FORMAT, tenant);
+	if (user == PAYYMO_NO_USER)
+		snprintf(buf, sizeof(buf), INT64_FORMAT, tenant);
+	else
+		snprintf(buf, sizeof(buf), INT64_FORMAT "/" INT64_FORMAT "/%s",
+				 tenant, user, user_is_admin ? "admin" : "member");
 	set_context_value(buf, is_local ? GUC_ACTION_LOCAL : GUC_ACTION_SET, ERROR);
 	failure_epoch = attempt->saved_failure_epoch;
 }
@@ -309,4 +336,49 @@ payymo_clear_tenant(PG_FUNCTION_ARGS)
 {
 	set_context_value("", GUC_ACTION_SET, ERROR);
 	PG_RETURN_VOID();
+}
+
+static void
+require_user(void)
+{
+	if (payymo_user == PAYYMO_NO_USER)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("no user context set"),
+				 errhint("Call payymo.set_session() with a session token, or payymo.set_tenant_jwt() with a token of the user.")));
+}
+
+/*
+ * payymo.current_user_id() RETURNS bigint
+ */
+Datum
+payymo_current_user_id(PG_FUNCTION_ARGS)
+{
+	require_user();
+	PG_RETURN_INT64(payymo_user);
+}
+
+/*
+ * payymo.current_user_role() RETURNS text
+ */
+Datum
+payymo_current_user_role(PG_FUNCTION_ARGS)
+{
+	require_user();
+	PG_RETURN_TEXT_P(cstring_to_text(payymo_user_is_admin ? "admin" : "member"));
+}
+
+/*
+ * payymo.owner_visible(owner bigint) RETURNS boolean: the per-user policy.
+ * A tenant-wide context (an API key, assume_tenant) and a tenant's admin see
+ * every row of the tenant; a member sees the rows it owns.  Without any
+ * context it raises 42501, as current_tenant() does.
+ */
+Datum
+payymo_owner_visible(PG_FUNCTION_ARGS)
+{
+	(void) payymo_require_tenant();
+	if (payymo_user == PAYYMO_NO_USER || payymo_user_is_admin)
+		PG_RETURN_BOOL(true);
+	PG_RETURN_BOOL(!PG_ARGISNULL(0) && PG_GETARG_INT64(0) == payymo_user);
 }

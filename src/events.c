@@ -37,14 +37,17 @@ static const char *const event_names[] = {
 	[PAYYMO_EVENT_CROSS_TENANT_WRITE] = "cross_tenant_write",
 	[PAYYMO_EVENT_DECRYPT_FAILED] = "decrypt_failed",
 	[PAYYMO_EVENT_DATA_EXPORT] = "data_export",
+	[PAYYMO_EVENT_BAD_LOGIN] = "bad_login",
+	[PAYYMO_EVENT_BAD_SESSION] = "bad_session",
+	[PAYYMO_EVENT_BAD_JWT] = "bad_jwt",
 };
 
 /*
  * The client's address, "local" for a Unix-socket client, or "unknown" in a
  * parallel worker, which has no connection of its own.
  */
-static const char *
-client_address(void)
+const char *
+payymo_client_address(void)
 {
 	LOCAL_FCINFO(fcinfo, 0);
 	Datum		addr;
@@ -83,7 +86,7 @@ payymo_security_event(PayymoEvent event, PayymoTenantId tenant, const char *key_
 			(errmsg("payymo security event: %s", event_names[event]),
 			 errdetail("tenant=%s key_id=%s role=%s client=%s",
 					   tenant_text, key_id ? key_id : "none", role,
-					   client_address()),
+					   payymo_client_address()),
 			 errhidestmt(true),
 			 errhidecontext(true)));
 	if (event != PAYYMO_EVENT_DATA_EXPORT)

@@ -81,16 +81,38 @@ payymo_apikey_hash(const char *key, unsigned char *out)
  * The length is checked first, so nothing past len is ever read.
  */
 bool
-payymo_apikey_well_formed(const char *key, size_t len)
+payymo_token_well_formed(const char *key, size_t len, const char *prefix)
 {
 	char		checksum[KEY_CHECKSUM_CHARS + 1];
 
 	if (len != KEY_LEN ||
-		memcmp(key, KEY_PREFIX, KEY_PREFIX_LEN) != 0 ||
+		memcmp(key, prefix, KEY_PREFIX_LEN) != 0 ||
 		key[KEY_SEP_OFFSET] != '_' ||
 		!is_base32(key + KEY_ID_OFFSET, KEY_ID_CHARS) ||
 		!is_base32(key + KEY_SECRET_OFFSET, KEY_SECRET_CHARS + KEY_CHECKSUM_CHARS))
 		return false;
 	payymo_apikey_checksum(key, checksum);
 	return sodium_memcmp(checksum, key + KEY_CHECKSUM_OFFSET, KEY_CHECKSUM_CHARS) == 0;
+}
+
+bool
+payymo_apikey_well_formed(const char *key, size_t len)
+{
+	return payymo_token_well_formed(key, len, KEY_PREFIX);
+}
+
+void
+payymo_token_generate(const char *prefix, char *key, unsigned char *hash)
+{
+	unsigned char random_bytes[KEY_SECRET_BYTES];
+
+	memcpy(key, prefix, KEY_PREFIX_LEN);
+	randombytes_buf(random_bytes, KEY_ID_BYTES);
+	payymo_base32_encode(random_bytes, KEY_ID_BYTES, key + KEY_ID_OFFSET);
+	key[KEY_SEP_OFFSET] = '_';
+	randombytes_buf(random_bytes, KEY_SECRET_BYTES);
+	payymo_base32_encode(random_bytes, KEY_SECRET_BYTES, key + KEY_SECRET_OFFSET);
+	sodium_memzero(random_bytes, sizeof(random_bytes));
+	payymo_apikey_checksum(key, key + KEY_CHECKSUM_OFFSET);
+	payymo_apikey_hash(key, hash);
 }

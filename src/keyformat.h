@@ -20,6 +20,7 @@
 #include <stddef.h>
 
 #define KEY_PREFIX			"pyk_"
+#define SESSION_PREFIX		"pys_"	/* session tokens (users.c): same shape */
 #define KEY_PREFIX_LEN		4
 #define KEY_ID_BYTES		10
 #define KEY_ID_CHARS		16
@@ -49,5 +50,14 @@ extern void payymo_apikey_hash(const char *key, unsigned char *out);
 
 /* Is this text shaped like a payymo key with a valid checksum? */
 extern bool payymo_apikey_well_formed(const char *key, size_t len);
+
+/* The same for a token with another prefix of KEY_PREFIX_LEN characters. */
+extern bool payymo_token_well_formed(const char *key, size_t len, const char *prefix);
+
+/*
+ * A new random token with this prefix into key (KEY_LEN + 1 bytes) and its
+ * stored hash into hash (KEY_HASH_BYTES).
+ */
+extern void payymo_token_generate(const char *prefix, char *key, unsigned char *hash);
 
 #endif							/* PAYYMO_KEYFORMAT_H */

@@ -36,6 +36,8 @@ _PG_init(void)
 	payymo_stats_init();
 	payymo_logctx_init();
 	payymo_crypto_init();
+	payymo_throttle_init();
+	payymo_users_init();
 
 	MarkGUCPrefixReserved("payymo");
 }

@@ -21,8 +21,13 @@
 
 #include <sodium.h>
 
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "storage/proc.h"
+#include "utils/rel.h"
+#include "utils/snapshot.h"
 #if PG_VERSION_NUM >= 160000
 #include "varatt.h"
 #endif
@@ -31,6 +36,11 @@
 typedef int64 PayymoTenantId;
 
 #define PAYYMO_NO_TENANT ((PayymoTenantId) 0)
+
+/* A user id (payymo.users.id); 0: a tenant-wide context, without a user. */
+typedef int64 PayymoUserId;
+
+#define PAYYMO_NO_USER ((PayymoUserId) 0)
 
 /* A function that never returns (the marker's form changed in 18). */
 #if PG_VERSION_NUM >= 180000
@@ -49,6 +59,8 @@ typedef int64 PayymoTenantId;
 /* context.c: the tenant context (written only by context.c) */
 extern PayymoTenantId payymo_tenant;
 extern bool payymo_tenant_is_local;
+extern PayymoUserId payymo_user;
+extern bool payymo_user_is_admin;
 
 typedef struct PayymoContextAttempt
 {
@@ -59,9 +71,29 @@ extern void payymo_context_init(void);
 extern PayymoTenantId payymo_require_tenant(void);
 extern void payymo_context_begin(PayymoContextAttempt *attempt);
 extern void payymo_context_set(PayymoContextAttempt *attempt,
-							   PayymoTenantId tenant, bool is_local);
+							   PayymoTenantId tenant, PayymoUserId user,
+							   bool user_is_admin, bool is_local);
 
-/* apikey.c: set_tenant, assume_tenant and API keys (format in keyformat.h) */
+/*
+ * apikey.c: set_tenant, assume_tenant and API keys (format in keyformat.h),
+ * and the helpers users.c shares for reading payymo's tables directly.
+ */
+typedef struct PayymoTenantRow
+{
+	bool		active;
+	int32		rate_limit;		/* rate_limit_per_second; 0: none */
+} PayymoTenantRow;
+
+extern Relation payymo_open_table(const char *name, Oid *pkey);
+extern void payymo_check_column(Relation rel, AttrNumber attnum, const char *name);
+extern HeapTuple payymo_fetch_by_pkey(Relation rel, Oid pkey, StrategyNumber strategy,
+									  RegProcedure proc, Oid collation, Datum value,
+									  Snapshot snapshot, SysScanDesc *scan);
+extern bool payymo_read_tenant(PayymoTenantId tenant, PayymoTenantRow *row);
+extern void payymo_touch_row(Oid owner, SPIPlanPtr *plan, const char *update, Datum id);
+extern void payymo_hide_statement(void *arg);
+extern void payymo_warn_if_statement_scoped(const char *function, bool is_local);
+extern void payymo_require_not_null(FunctionCallInfo fcinfo, int argno, const char *name);
 
 /* cursors.c: WITH HOLD cursors must not outlive their tenant context */
 extern void payymo_cursors_init(void);
@@ -75,10 +107,14 @@ typedef enum PayymoEvent
 	PAYYMO_EVENT_CROSS_TENANT_WRITE,
 	PAYYMO_EVENT_DECRYPT_FAILED,
 	PAYYMO_EVENT_DATA_EXPORT,	/* not a refusal: counts nowhere */
+	PAYYMO_EVENT_BAD_LOGIN,
+	PAYYMO_EVENT_BAD_SESSION,
+	PAYYMO_EVENT_BAD_JWT,
 } PayymoEvent;
 
 extern void payymo_security_event(PayymoEvent event, PayymoTenantId tenant,
 								  const char *key_id);
+extern const char *payymo_client_address(void);
 
 /* crypto.c */
 #define PAYYMO_SUBKEY_BYTES 32
@@ -103,6 +139,25 @@ typedef struct PayymoOwnerScope
 extern void payymo_owner_enter(PayymoOwnerScope *scope, Oid relid, bool bypass_force_rls);
 extern void payymo_owner_restore_settings(PayymoOwnerScope *scope);
 extern void payymo_owner_leave(PayymoOwnerScope *scope);
+
+/* users.c: logins and sessions */
+extern void payymo_users_init(void);
+
+/* throttle.c: token buckets of failed logins in shared memory */
+typedef struct PayymoThrottle
+{
+	unsigned char digest[16];
+	int			capacity;		/* failures allowed at once */
+	int			refill_secs;	/* seconds to earn one more */
+} PayymoThrottle;
+
+extern void payymo_throttle_init(void);
+extern void payymo_throttle_require(void);
+extern void payymo_throttle_key(PayymoThrottle *bucket, const char *what,
+								const char *const *parts, int capacity, int refill_secs);
+extern int	payymo_throttle_wait(const PayymoThrottle *buckets, int n);
+extern void payymo_throttle_fail(const PayymoThrottle *buckets, int n);
+extern void payymo_throttle_forget(const PayymoThrottle *buckets, int n);
 
 /* logctx.c: tenant and request id in the server log */
 extern void payymo_logctx_init(void);

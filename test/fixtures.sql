@@ -26,6 +26,10 @@ GRANT EXECUTE ON FUNCTION payymo.assume_tenant(bigint, boolean) TO payymo_job;
 ALTER ROLE payymo_client SET track_activities = off;
 ALTER ROLE payymo_job SET track_activities = off;
 
+-- Cheap password hashes: the suites log in hundreds of times.
+ALTER DATABASE payymo_test SET payymo.password_opslimit = 1;
+ALTER DATABASE payymo_test SET payymo.password_memlimit = '8MB';
+
 CREATE SCHEMA payymo_test;
 GRANT USAGE ON SCHEMA payymo_test TO payymo_client, payymo_job;
 

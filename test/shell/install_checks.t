@@ -31,7 +31,7 @@ like "$out" "role payymo_admin can log in or bypasses row level security" \
 q -c "ALTER ROLE payymo_admin NOLOGIN" >/dev/null
 q -d admin_role -c "CREATE EXTENSION payymo" >/dev/null
 ok $? "with payymo_admin NOLOGIN again, it installs"
-is "$(q -d admin_role -c "SELECT has_function_privilege('payymo_admin', 'payymo.create_tenant(text, text, bigint)', 'EXECUTE')")" \
+is "$(q -d admin_role -c "SELECT has_function_privilege('payymo_admin', 'payymo.create_tenant(text, text, bigint, text, text)', 'EXECUTE')")" \
    "t" "payymo_admin may create tenants"
 
 for db in hijack admin_role; do q -c "DROP DATABASE $db"; done

@@ -92,6 +92,7 @@ sums() {
 SELECT string_agg(t || '=' || s, ' ' ORDER BY t) FROM (
   SELECT 'tenants' t, md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) s FROM payymo.tenants x WHERE id = $2
   UNION ALL SELECT 'keys', md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM payymo.api_key_store x WHERE tenant_id = $2
+  UNION ALL SELECT 'users', md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM payymo.users x WHERE tenant_id = $2
   UNION ALL SELECT 'settings', md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM payymo.tenant_settings x WHERE tenant_id = $2
   UNION ALL SELECT 'features', md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM payymo.tenant_features x WHERE tenant_id = $2
   UNION ALL SELECT 'domains', md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM payymo.tenant_domains x WHERE tenant_id = $2
@@ -113,7 +114,7 @@ export_tenant() { q -d "$1" -c "\\copy (SELECT * FROM payymo.export_tenant($2)) 
 q -c "CREATE ROLE app_owner NOLOGIN" -c "CREATE ROLE app_client LOGIN" \
   -c "CREATE ROLE ops LOGIN IN ROLE payymo_admin" >/dev/null
 schema postgres >/dev/null
-acme=$(q -c "SELECT tenant_id FROM payymo.create_tenant('acme', 'Acme')")
+acme=$(q -c "SELECT tenant_id FROM payymo.create_tenant('acme', 'Acme', admin_email => 'boss@acme.example', admin_password => 'acme boss pw')")
 globex=$(q -c "SELECT tenant_id FROM payymo.create_tenant('globex', 'Globex')")
 acme_key=$(q -c "SELECT payymo.issue_api_key($acme, 'app')")
 fill postgres acme ACME 30
@@ -132,7 +133,7 @@ like "$(head -1 "$work/acme.payymo")" "^[0-9a-f]{32} H \{.*\"tenant_id\": $acme.
      "the header names the tenant and the key"
 unlike "$(cat "$work/acme.payymo")" "GLOBEX" "no row of another tenant is in the archive"
 unlike "$(cat "$work/acme.payymo")" "ACME token" "tokens stay ciphertext"
-like "$(grep -c ' T {' "$work/acme.payymo")" "^7$" "a manifest line per table: tenants, keys, settings, flags, domains, 2 app tables"
+like "$(grep -c ' T {' "$work/acme.payymo")" "^8$" "a manifest line per table: tenants, keys, users, settings, flags, domains, 2 app tables"
 like "$(grep ' T {"name": "app.transactions"' "$work/acme.payymo")" '\["rate", "double precision"\]' \
      "the manifest lists column names and types"
 export_tenant postgres "$globex" "$work/globex.payymo"
@@ -155,7 +156,7 @@ q -c "BEGIN" -c "SELECT payymo.assume_tenant($acme)" \
   -c "INSERT INTO app.transactions (bank_connection_id, amount) SELECT min(id), 1 FROM app.bank_connections WHERE tenant_id = $acme" \
   -c "COMMIT" >/dev/null
 wait
-is "$(grep -c ' R 7 ' "$work/snapshot.payymo")" "60" "every table of an archive is read with one snapshot"
+is "$(grep -c ' R 8 ' "$work/snapshot.payymo")" "60" "every table of an archive is read with one snapshot"
 q -c "DROP POLICY nap ON app.bank_connections" -c "DROP FUNCTION app.nap_once()" -c "DROP TABLE app.nap" \
   -c "DELETE FROM app.transactions WHERE amount = 1" >/dev/null
 is "$(err postgres -c "SELECT count(*) FROM payymo.export_tenant(999999)" | head -1)" \
@@ -179,6 +180,7 @@ other_sums=$(sums staging 500)
 stage staging "$work/acme.payymo"
 is "$(restore staging)" "payymo.tenants=1
 payymo.api_key_store=2
+payymo.users=1
 payymo.tenant_settings=1
 payymo.tenant_features=1
 payymo.tenant_domains=1
@@ -191,6 +193,8 @@ is "$(q -d staging -c "BEGIN" -c "SELECT payymo.assume_tenant($acme)" \
               FROM (SELECT access_token, substr(bank_id, 6) AS bank_id_n FROM app.bank_connections WHERE tenant_id = $acme) b" -c "COMMIT" | tail -1)" \
    "30" "tokens decrypt in the second database with the same key file"
 is "$(q -d staging -c "SELECT payymo.set_tenant('$acme_key', false)")" "$acme" "the tenant's API key works there"
+is "$(q -d staging -c "SELECT payymo.set_session(payymo.login('acme', 'boss@acme.example', 'acme boss pw'), false)")" "$acme" \
+   "the tenant's users log in there with their passwords"
 is "$(q -d staging -c "BEGIN" -c "SELECT payymo.assume_tenant($acme)" \
         -c "INSERT INTO app.bank_connections (bank_id, account_id) VALUES ('new', 'new') RETURNING id > 30" \
         -c "INSERT INTO app.transactions (bank_connection_id, amount) SELECT max(id), 1 FROM app.bank_connections RETURNING id > 60" \
@@ -232,14 +236,14 @@ tamper() { # NAME FILE PATTERN
     stage empty "$2"
     like "$(restore empty)" "ERROR:  22P03: $3" "... also in a database without the tenant"
 }
-row_line=$(grep -n ' R 6 ' "$work/acme.payymo" | sed -n 3p | cut -d: -f1)
+row_line=$(grep -n ' R 7 ' "$work/acme.payymo" | sed -n 3p | cut -d: -f1)
 sed "${row_line}s/ACME account/ACME accounT/" "$work/acme.payymo" >"$work/t1"
 tamper "one byte of a row changed" "$work/t1" "archive line $row_line fails its integrity check"
 sed "${row_line}p" "$work/acme.payymo" >"$work/t2"
 tamper "a row added (a line repeated)" "$work/t2" "archive line $((row_line + 1)) fails its integrity check"
 sed "${row_line}d" "$work/acme.payymo" >"$work/t3"
 tamper "a row removed" "$work/t3" "archive line $row_line fails its integrity check"
-g_line=$(grep ' R 6 ' "$work/globex.payymo" | head -1)
+g_line=$(grep ' R 7 ' "$work/globex.payymo" | head -1)
 G_LINE=$g_line awk -v n="$row_line" '{print} NR == n {print ENVIRON["G_LINE"]}' "$work/acme.payymo" >"$work/t4"
 tamper "a row of another tenant spliced in" "$work/t4" "archive line $((row_line + 1)) fails its integrity check"
 head -n -1 "$work/acme.payymo" >"$work/t5"
@@ -259,7 +263,7 @@ q -c "\\copy forged (line) FROM '$work/acme.payymo'" >/dev/null
 q <<SQL >/dev/null
 WITH h AS (SELECT substr(line, 36)::jsonb AS j FROM forged WHERE n = 1)
 UPDATE forged f SET line = payymo._archive_line((h.j->>'key_version')::int, $acme, h.j->>'archive_id', f.n,
-                                                regexp_replace(substr(f.line, 34), '^R 6 \(([0-9]+),$acme,', 'R 6 (\1,$globex,'))
+                                                regexp_replace(substr(f.line, 34), '^R 7 \(([0-9]+),$acme,', 'R 7 (\1,$globex,'))
   FROM h WHERE f.n = $row_line;
 SQL
 like "$(restore postgres true forged)" "ERROR:  42501: archive line $row_line holds a row of another tenant" \
@@ -376,10 +380,14 @@ like "$(restore empty)" "app.bank_connections=20" "... and restores once the key
 # ---------------------------------------------------------------------------
 mine() { err postgres -U app_client -c "SELECT payymo.set_tenant('$1', false)" -c "SELECT * FROM payymo.export_my_data(${2:-})"; }
 globex_key=$(q -c "SELECT payymo.issue_api_key($globex)")
+globex_user=$(q -c "SELECT payymo.create_user($globex, 'gu@globex.example', 'globex user pw')")
 out=$(mine "$globex_key" | tail -n +2)
-is "$(grep -c . <<<"$out")" "$(q -c "SELECT 1 + 1 + 1 + 1 + (SELECT count(*) FROM app.bank_connections WHERE tenant_id = $globex)
+q -c "DELETE FROM payymo.users WHERE id = $globex_user" >/dev/null
+like "$out" '"email": "gu@globex.example"' "export_my_data includes the tenant's users"
+unlike "$out" 'password_hash|argon2' "... without their password hashes"
+is "$(grep -c . <<<"$out")" "$(q -c "SELECT 1 + 1 + 1 + 1 + 1 + (SELECT count(*) FROM app.bank_connections WHERE tenant_id = $globex)
                                           + (SELECT count(*) FROM app.transactions WHERE tenant_id = $globex)")" \
-   "export_my_data returns exactly the tenant's rows (tenant, setting, flag, domain, connections, transactions)"
+   "export_my_data returns exactly the tenant's rows (tenant, user, setting, flag, domain, connections, transactions)"
 unlike "$out" "ACME|OTHER" "... none of another tenant's"
 unlike "$out" '"access_token"' "... and no token ciphertext"
 like "$(head -1 <<<"$out")" '^\{"row": \{"id": '"$globex"', "name": "Globex"' "... one JSON object per line, naming its table"
