@@ -19,6 +19,7 @@ OBJS = \
 	src/archive.o \
 	src/users.o \
 	src/throttle.o \
+	src/jwt.o \
 	src/trigger.o \
 	src/tenancy.o
 
@@ -36,7 +37,8 @@ SQL_PARTS = \
 	sql/ddl_guard.sql \
 	sql/provisioning.sql \
 	sql/lifecycle.sql \
-	sql/users.sql
+	sql/users.sql \
+	sql/jwt.sql
 
 DATA_built = sql/payymo--$(EXTVERSION).sql
 DATA = \
@@ -49,7 +51,7 @@ REGRESS = attributes context
 REGRESS_OPTS = --inputdir=test --outputdir=test --load-extension=payymo
 
 PG_CPPFLAGS = -std=c11
-SHLIB_LINK  = -lsodium
+SHLIB_LINK  = -lsodium -lcrypto
 
 # WERROR=1 (used by `make test`) turns any compiler warning into a failure.
 ifeq ($(WERROR),1)

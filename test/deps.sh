@@ -7,7 +7,7 @@ set -euo pipefail
 
 packages=(postgresql-15 postgresql-server-dev-15 libsodium-dev
           postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
-          make gcc python3-nacl)
+          libssl-dev make gcc python3-nacl python3-cryptography)
 if [ "${1:-}" = extended ]; then
     packages+=(postgresql-contrib pgbouncer python3-psycopg2 python3-flask python3-sqlalchemy
                clang-14 libclang-rt-14-dev valgrind
