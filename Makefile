@@ -62,7 +62,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 
 .DEFAULT_GOAL := all
-.PHONY: deps deps-extended demo test test-extended test-cassert test-matrix test-mutants bench bench-keyprobe bench-lifecycle deb
+.PHONY: deps deps-extended demo test test-extended test-cassert test-matrix test-mutants bench bench-keyprobe bench-lifecycle bench-identity deb
 
 deps:
 	@test/deps.sh
@@ -105,9 +105,14 @@ bench-keyprobe: deps
 	@bench/keyprobe.sh
 
 # export_tenant / restore_tenant against COPY, and the exporting backend's
-# memory for 10k and 1M rows (about 5 minutes).
+# memory for 10k and 200k rows (about a minute).
 bench-lifecycle: deps
 	@bench/lifecycle.sh
+
+# set_session / set_tenant_jwt per call against set_tenant and set_config,
+# and login failures' timing (about a minute).
+bench-identity: deps
+	@bench/identity.sh
 
 # postgresql-15-payymo (one package per installed server version) into dist/.
 deb: deps

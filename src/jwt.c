@@ -458,21 +458,74 @@ payymo_jwk_key(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 
+/*
+ * Parsed OpenSSL keys, by their DER bytes: parsing a key costs OpenSSL 3
+ * several times what verifying with it does.  The DER comes from the
+ * registry on every call, so a removed or replaced key is never used.
+ */
+#define PKEY_CACHE_SIZE 16
+
+typedef struct PkeyCacheEntry
+{
+	unsigned char *der;			/* malloc'd; NULL: free slot */
+	size_t		der_len;
+	EVP_PKEY   *pkey;
+} PkeyCacheEntry;
+
+static PkeyCacheEntry pkey_cache[PKEY_CACHE_SIZE];
+static int	pkey_cache_next = 0;
+
+static EVP_PKEY *
+cached_pkey(const unsigned char *der, size_t der_len)
+{
+	PkeyCacheEntry *e;
+	const unsigned char *p = der;
+	EVP_PKEY   *pkey;
+	int			i;
+
+	for (i = 0; i < PKEY_CACHE_SIZE; i++)
+		if (pkey_cache[i].der && pkey_cache[i].der_len == der_len &&
+			memcmp(pkey_cache[i].der, der, der_len) == 0)
+			return pkey_cache[i].pkey;
+	pkey = d2i_PUBKEY(NULL, &p, (long) der_len);
+	if (pkey == NULL)
+		return NULL;
+	e = &pkey_cache[pkey_cache_next];
+	pkey_cache_next = (pkey_cache_next + 1) % PKEY_CACHE_SIZE;
+	if (e->der)
+	{
+		free(e->der);
+		EVP_PKEY_free(e->pkey);
+		e->der = NULL;
+	}
+	e->der = malloc(der_len);
+	if (e->der == NULL)
+	{
+		EVP_PKEY_free(pkey);
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	}
+	memcpy(e->der, der, der_len);
+	e->der_len = der_len;
+	e->pkey = pkey;
+	return pkey;
+}
+
 /* Verify with OpenSSL: SHA-256 and the DER public key. */
 static bool
 openssl_verify(const unsigned char *der, size_t der_len, const unsigned char *sig,
 			   size_t sig_len, const char *msg, size_t msg_len)
 {
-	const unsigned char *p = der;
-	EVP_PKEY   *pkey = d2i_PUBKEY(NULL, &p, (long) der_len);
+	static EVP_MD *sha256 = NULL;
+	EVP_PKEY   *pkey = cached_pkey(der, der_len);
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	bool		ok;
 
+	if (sha256 == NULL && (sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
+		openssl_failed("fetch SHA-256");
 	ok = pkey != NULL && md != NULL &&
-		EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pkey) == 1 &&
+		EVP_DigestVerifyInit(md, NULL, sha256, NULL, pkey) == 1 &&
 		EVP_DigestVerify(md, sig, sig_len, (const unsigned char *) msg, msg_len) == 1;
 	EVP_MD_CTX_free(md);
-	EVP_PKEY_free(pkey);
 	return ok;
 }
 
