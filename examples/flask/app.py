@@ -2,19 +2,30 @@
 
 Every request:
 
-1. takes the request id from ``X-Request-ID`` (or makes one) and the API key
-   from ``Authorization: Bearer <key>``; no key: 401, and no database work;
+1. takes the request id from ``X-Request-ID`` (or makes one) and the
+   credential from ``Authorization: Bearer <credential>``: a tenant's API
+   key (``pyk_...``), a user's session token from ``POST /login``
+   (``pys_...``), or a JWT of an identity provider registered with
+   ``payymo.add_jwt_issuer``; none: 401, and no database work;
 2. checks out a pooled connection and opens a transaction in which it sets
-   ``payymo.request_id`` and calls ``payymo.set_tenant(key)`` -- a bind
+   ``payymo.request_id`` and calls ``payymo.set_tenant(key)``,
+   ``payymo.set_session(token)`` or ``payymo.set_tenant_jwt(jwt)`` -- a bind
    parameter -- so that the database, not the application, decides the
-   tenant, for this transaction only (safe behind a transaction pooler);
-   a refused key: 401; a tenant over its rate limit: 429;
+   tenant (and the user), for this transaction only (safe behind a
+   transaction pooler); a refused credential: 401; a tenant over its rate
+   limit: 429;
 3. resolves the ``Host`` header with ``payymo.tenant_for_domain``: a request
    to another tenant's white-label domain is refused (403) -- the key, not
    the host or any header, decides whose rows a request reaches;
 4. runs the view's queries, which carry no ``WHERE tenant_id = ...``: row
    level security filters them, and the trigger stamps inserts;
 5. commits (rolls back on an error) and returns the connection.
+
+``POST /login`` ({"email", "password"}, the tenant from the ``Host``:
+its custom domain, or its slug as the first label) calls ``payymo.login``
+with the client's address for the throttle, and returns the session token;
+``POST /logout`` revokes it.  Passwords and tokens only ever travel as bind
+parameters.
 
 Log lines carry the tenant and the request id, in the application's log
 (below) and in PostgreSQL's server log (payymo's log context).
@@ -52,6 +63,18 @@ def tenant_for_host(conn, host):
         raise
 
 
+def set_context(conn, credential):
+    """The database verifies the credential and sets the context: the
+    function follows from its shape; the database decides if it is valid."""
+    if credential.startswith("pys_"):
+        function = "payymo.set_session"
+    elif credential.count(".") == 2:
+        function = "payymo.set_tenant_jwt"
+    else:
+        function = "payymo.set_tenant"
+    return conn.execute(text(f"SELECT {function}(:credential)"), {"credential": credential}).scalar_one()
+
+
 def create_app(dsn=None, pool_size=5):
     app = Flask(__name__)
     engine = create_engine(dsn or os.environ["FLASK_DSN"], future=True,
@@ -62,6 +85,8 @@ def create_app(dsn=None, pool_size=5):
     def open_tenant_transaction():
         rid = request.headers.get("X-Request-ID", "")
         g.request_id = rid if REQUEST_ID.match(rid) else str(uuid.uuid4())
+        if request.endpoint == "login":
+            return None
         auth = request.headers.get("Authorization", "")
         if not auth.startswith("Bearer "):
             return jsonify(error="authentication required"), 401
@@ -70,11 +95,10 @@ def create_app(dsn=None, pool_size=5):
         try:
             g.conn.execute(text("SELECT pg_catalog.set_config('payymo.request_id', :rid, true)"),
                            {"rid": g.request_id})
-            g.tenant_id = g.conn.execute(text("SELECT payymo.set_tenant(:key)"),
-                                         {"key": auth[len("Bearer "):]}).scalar_one()
+            g.tenant_id = set_context(g.conn, auth[len("Bearer "):])
         except DBAPIError as error:
             if sqlstate(error) == "28000":
-                return jsonify(error="invalid API key"), 401
+                return jsonify(error="invalid credential"), 401
             if sqlstate(error) == "53400":
                 return jsonify(error="rate limit exceeded"), 429
             raise
@@ -108,6 +132,40 @@ def create_app(dsn=None, pool_size=5):
         log.warning("database refused the request: %s", sqlstate(error), exc_info=error)
         status = {"23503": 409, "23505": 409, "42501": 403, "22P02": 400}.get(sqlstate(error), 500)
         return jsonify(error="refused by the database", sqlstate=sqlstate(error)), status
+
+    @app.post("/login")
+    def login():
+        body = request.get_json(force=True)
+        host = request.host.split(":")[0]
+        with engine.connect() as conn:
+            tenant = tenant_for_host(conn, host)
+            try:
+                token = conn.execute(
+                    text("SELECT payymo.login(:tenant, :email, :password, client => :client)"),
+                    {"tenant": host if tenant is not None else host.split(".")[0],
+                     "email": body.get("email"), "password": body.get("password"),
+                     "client": request.remote_addr}).scalar_one()
+                conn.commit()
+            except DBAPIError as error:
+                conn.rollback()
+                if sqlstate(error) == "28000":
+                    return jsonify(error="invalid email or password"), 401
+                if sqlstate(error) == "53400":
+                    return jsonify(error="too many failed logins"), 429
+                raise
+        return jsonify(session=token)
+
+    @app.post("/logout")
+    def logout():
+        g.conn.execute(text("SELECT payymo.logout(:token)"),
+                       {"token": request.headers["Authorization"][len("Bearer "):]})
+        return jsonify(ok=True)
+
+    @app.get("/me")
+    def me():
+        user = g.conn.execute(text(
+            "SELECT id, email, role FROM payymo.users WHERE id = payymo.current_user_id()")).one()
+        return jsonify(tenant_id=g.tenant_id, **dict(user._mapping))
 
     @app.get("/bank-connections")
     def list_connections():

@@ -4,7 +4,8 @@
 # client in several threads (test/extended/flask_clients.py).  Each sees
 # only its own rows and tokens; a request without a key gets 401 and no
 # rows; a forged tenant header changes nothing; another tenant's domain is
-# refused; the server log carries the tenant and the request id.
+# refused; the server log carries the tenant and the request id.  Then a
+# user's login, session token and logout, and an identity provider's JWT.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib.sh
@@ -18,6 +19,30 @@ requests=${PAYYMO_FLASK_REQUESTS:-15}
 ext_cluster_start >/dev/null || { echo "Bail out! cluster did not start"; exit 1; }
 q -v app_role=payymo_client -f examples/flask/schema.sql >/dev/null || { echo "Bail out! schema"; exit 1; }
 bravo_domain=$(q -c "SELECT payymo.add_tenant_domain($BRAVO_ID, 'banking.bravo.example')")
+q >/dev/null <<SQL
+SELECT payymo.create_user($ALPHA_ID, 'ann@alpha.example', 'ann''s password');
+SELECT payymo.create_user($BRAVO_ID, 'bob@bravo.example', NULL, 'admin', subject => 'idp|bob');
+SQL
+jwt=$(/usr/bin/python3 - "$BRAVO_ID" <<'PY'
+import base64, json, sys, time
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
+k = ec.generate_private_key(ec.SECP256R1())
+n = k.public_key().public_numbers()
+print(json.dumps({"kty": "EC", "crv": "P-256", "kid": "flask", "x": b(n.x.to_bytes(32, "big")),
+                  "y": b(n.y.to_bytes(32, "big"))}))
+h = b(json.dumps({"alg": "ES256", "kid": "flask", "typ": "JWT"}).encode())
+p = b(json.dumps({"iss": "https://login.bravo.example/", "aud": "payymo-flask", "exp": int(time.time()) + 3600,
+                  "tenant_id": "bravo", "sub": "idp|bob"}).encode())
+r, s = decode_dss_signature(k.sign((h + "." + p).encode(), ec.ECDSA(hashes.SHA256())))
+print(h + "." + p + "." + b(r.to_bytes(32, "big") + s.to_bytes(32, "big")))
+PY
+)
+q -v jwk="$(sed -n 1p <<<"$jwt")" >/dev/null \
+    <<<"SELECT payymo.add_jwt_issuer('https://login.bravo.example/', 'payymo-flask', 'ES256', :'jwk'::jsonb)"
+export BRAVO_JWT=$(sed -n 2p <<<"$jwt")
 bouncer_start 2 || { echo "Bail out! pgbouncer did not start"; exit 1; }
 
 out=$(timeout 300 "$EXT_PY" test/extended/flask_clients.py \
@@ -40,6 +65,15 @@ rid=$(field cross_request_id "$all")
 is "$rid" "req-cross-7f3a" "the response carries the request id"
 wait_for_log "payymo tenant=$ALPHA_ID request=$rid\\]" "$PAYYMO_LOG"
 ok $? "the server log entry of that request's error carries the tenant and the request id"
+is "$(field login_wrong_password "$all")" 401 "POST /login with a wrong password gets 401"
+is "$(field login "$all")" 200 "POST /login with the right one returns a session token"
+is "$(field session_me "$all")" "ann@alpha.example/member/$ALPHA_ID" "the session token makes the database set tenant and user"
+is "$(field session_rows_of "$all")" "alpha" "... and reaches alpha's rows only"
+is "$(field api_key_me "$all")" 403 "an API key has no user: /me is refused by the database (42501)"
+is "$(field logout "$all")|$(field after_logout "$all")" "200|401" "after POST /logout the token gets 401"
+is "$(field jwt_me "$all")" "bob@bravo.example/admin/$BRAVO_ID" "an identity provider's ES256 JWT sets bravo and its admin user"
+is "$(field jwt_rows_of "$all")" "bravo" "... and reaches bravo's rows only"
+is "$(field bad_jwt "$all")" 401 "a JWT with a broken signature gets 401"
 is "$(q -c "SELECT count(*) FROM bank.bank_connections b JOIN payymo.tenants t ON t.id = b.tenant_id
              WHERE b.account_name <> t.slug")" 0 "every row in the database carries the tenant that wrote it"
 

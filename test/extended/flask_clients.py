@@ -89,3 +89,31 @@ bravo_conn = client.get("/bank-connections", headers=auth("bravo")).get_json()[0
 r = client.post("/transactions", headers=auth("alpha", "req-cross-7f3a"),
                 json={"bank_connection_id": bravo_conn, "amount": "9.99", "description": "cross"})
 print(f"cross_reference={r.status_code} cross_request_id={r.headers.get('X-Request-ID')}")
+
+# Users: a login per tenant (the tenant from the Host's first label), the
+# session token and a JWT as bearer credentials, logout.
+import os  # noqa: E402
+
+def bearer(credential):
+    return {"Authorization": "Bearer " + credential}
+
+r = client.post("/login", headers={"Host": "alpha.app.example"},
+                json={"email": "ann@alpha.example", "password": "wrong password"})
+print(f"login_wrong_password={r.status_code}")
+r = client.post("/login", headers={"Host": "alpha.app.example"},
+                json={"email": "ANN@alpha.example", "password": "ann's password"})
+session = r.get_json().get("session", "")
+print(f"login={r.status_code}")
+me = client.get("/me", headers=bearer(session)).get_json()
+print(f"session_me={me.get('email')}/{me.get('role')}/{me.get('tenant_id')}")
+names = {row["account_name"] for row in client.get("/bank-connections", headers=bearer(session)).get_json()}
+print(f"session_rows_of={','.join(sorted(names))}")
+print(f"api_key_me={client.get('/me', headers=auth('alpha')).status_code}")
+print(f"logout={client.post('/logout', headers=bearer(session)).status_code}")
+print(f"after_logout={client.get('/me', headers=bearer(session)).status_code}")
+jwt = os.environ["BRAVO_JWT"]
+me = client.get("/me", headers=bearer(jwt)).get_json()
+print(f"jwt_me={me.get('email')}/{me.get('role')}/{me.get('tenant_id')}")
+names = {row["account_name"] for row in client.get("/bank-connections", headers=bearer(jwt)).get_json()}
+print(f"jwt_rows_of={','.join(sorted(names))}")
+print(f"bad_jwt={client.get('/me', headers=bearer(jwt[:-4] + 'AAAA')).status_code}")

@@ -23,6 +23,11 @@ instead: the hazard the README warns about, which the checks above must
 then report (a positive control: "inherited" counts what the other clients
 inherited).
 
+With --credential session or jwt, the transactions set the context with
+payymo.set_session() or payymo.set_tenant_jwt() instead, from a user's
+session token or JWT (ALPHA_SESSION, ALPHA_JWT, ...); seeding and the final
+reads still use the API keys.
+
 Prints one line of counts; exits 1 on any violation or unexpected error.
 Keys and tenant ids come from the environment (ALPHA_KEY, ALPHA_ID, ...).
 """
@@ -51,7 +56,13 @@ def main():
     ap.add_argument("--session-clients", type=int, default=0,
                     help="the first N clients call set_tenant(key, false) "
                          "(session scope): the hazard, for a positive control")
+    ap.add_argument("--credential", choices=["key", "session", "jwt"], default="key",
+                    help="what the pooled transactions present")
     args = ap.parse_args()
+    setter = {"key": "payymo.set_tenant", "session": "payymo.set_session",
+              "jwt": "payymo.set_tenant_jwt"}[args.credential]
+    credential = {name: os.environ[f"{name.upper()}_{args.credential.upper()}"]
+                  for name in ("alpha", "bravo")}
 
     tenants = {
         "alpha": (os.environ["ALPHA_KEY"], int(os.environ["ALPHA_ID"])),
@@ -115,9 +126,9 @@ def main():
                         if scope_local:
                             local["inherited"] += 1
                         violation(f"client {c} txn {i}: inherited context {before!r}")
-                    cur.execute("SELECT payymo.set_tenant(%s, %s)", (key, scope_local))
+                    cur.execute(f"SELECT {setter}(%s, %s)", (credential[name], scope_local))
                     if cur.fetchone()[0] != tid:
-                        violation(f"client {c} txn {i}: set_tenant returned another id")
+                        violation(f"client {c} txn {i}: {setter} returned another id")
                     cur.execute("SELECT payymo.current_tenant(), pg_backend_pid()")
                     cur_tid, pid = cur.fetchone()
                     pids.add(pid)

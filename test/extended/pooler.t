@@ -44,6 +44,43 @@ ok $(( !(backends >= 1 && backends <= size) )) \
 checked=$(field rows_checked "$summary")
 ok $(( !(checked > clients * txns) )) "rows checked: $checked"
 
+# The same with users' credentials: session tokens and JWTs.
+q >/dev/null <<SQL
+SELECT payymo.create_user($ALPHA_ID, 'pool@alpha.example', 'pool password a', subject => 'pool-alpha');
+SELECT payymo.create_user($BRAVO_ID, 'pool@bravo.example', 'pool password b', subject => 'pool-bravo');
+SQL
+ALPHA_SESSION=$(q -c "SELECT payymo.login('alpha', 'pool@alpha.example', 'pool password a')")
+BRAVO_SESSION=$(q -c "SELECT payymo.login('bravo', 'pool@bravo.example', 'pool password b')")
+jwt=$(/usr/bin/python3 - "$ALPHA_ID" "$BRAVO_ID" <<'PY'
+import base64, json, sys, time
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
+k = ed25519.Ed25519PrivateKey.generate()
+print(json.dumps({"kty": "OKP", "crv": "Ed25519", "kid": "pool", "x": b(k.public_key().public_bytes(
+    serialization.Encoding.Raw, serialization.PublicFormat.Raw))}))
+for tid, sub in ((int(sys.argv[1]), "pool-alpha"), (int(sys.argv[2]), "pool-bravo")):
+    h = b(json.dumps({"alg": "EdDSA", "kid": "pool"}).encode())
+    p = b(json.dumps({"iss": "https://idp.example/pool", "aud": "pool", "exp": int(time.time()) + 3600,
+                      "tenant_id": tid, "sub": sub}).encode())
+    print(h + "." + p + "." + b(k.sign((h + "." + p).encode())))
+PY
+)
+q -v jwk="$(sed -n 1p <<<"$jwt")" >/dev/null \
+    <<<"SELECT payymo.add_jwt_issuer('https://idp.example/pool', 'pool', 'EdDSA', :'jwk'::jsonb)"
+ALPHA_JWT=$(sed -n 2p <<<"$jwt")
+BRAVO_JWT=$(sed -n 3p <<<"$jwt")
+export ALPHA_SESSION BRAVO_SESSION ALPHA_JWT BRAVO_JWT
+for credential in session jwt; do
+    out=$(timeout 300 "$EXT_PY" test/extended/pool_clients.py --host "$BOUNCER_DIR" \
+            --port "$BOUNCER_PORT" --clients 8 --txns 60 --seed-rows 2 --credential "$credential")
+    rc=$?
+    printf '%s\n' "$out" | sed 's/^\([^#]\)/# \1/'
+    summary=$(printf '%s\n' "$out" | grep '^clients=')
+    is "$rc|$(field violations "$summary")|$(field transactions "$summary")" "0|0|$((8 * 60 + 8 * 12))" \
+        "pooled clients presenting users' ${credential} credentials: no violation, every transaction ran"
+done
+
 # The same checker catches a leak: one client of 8 using session scope.
 out=$(timeout 120 "$EXT_PY" test/extended/pool_clients.py --host "$BOUNCER_DIR" \
         --port "$BOUNCER_PORT" --clients 8 --txns 40 --seed-rows 2 --session-clients 1)
