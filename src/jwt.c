@@ -28,9 +28,9 @@
  *		an active user of that tenant whose subject it is.
  *
  * The issuer's registration is looked up before the signature is checked
- * (it says which key and algorithm), through SPI as the owner of the
- * registry; nothing of the token is trusted before the signature verifies
- * except "iss", "kid" and "alg", which only select what to verify with.
+ * (it says which key and algorithm); nothing of the token is trusted before
+ * the signature verifies except "iss", "kid" and "alg", which only select
+ * what to verify with.
  *
  *-------------------------------------------------------------------------
  */
@@ -46,15 +46,20 @@
 #include <openssl/x509.h>
 #include <sodium.h>
 
+#include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/table.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "common/jsonapi.h"
-#include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "payymo.h"
@@ -611,75 +616,123 @@ typedef struct IssuerKey
 	bytea	   *key;
 } IssuerKey;
 
-static SPIPlanPtr issuer_plan = NULL;
-static SPIPlanPtr subject_plan = NULL;
+/*
+ * The registry, the users and the tenants are read through their indexes
+ * directly, as set_tenant() reads keys: no SPI, no privilege checks (the
+ * client may read none of the registry), with the latest snapshot, so that
+ * a removed key or a disabled user takes effect at the next call.
+ */
+enum
+{
+	ISSUERS_ISSUER = 1,
+	ISSUERS_AUDIENCE = 2,
+	ISSUERS_ALGORITHM = 3,
+	ISSUERS_TENANT_CLAIM = 4,
+	ISSUERS_USER_CLAIM = 5,
+	ISSUERS_LEEWAY = 6,
+};
+enum
+{
+	KEYS_ISSUER = 1,
+	KEYS_KID = 2,
+	KEYS_KEY = 4,
+};
+enum
+{
+	USERS_ID = 1,
+	USERS_TENANT_ID = 2,
+	USERS_ROLE = 4,
+	USERS_STATUS = 5,
+	USERS_SUBJECT = 7,
+};
+enum
+{
+	TENANTS_ID = 1,
+	TENANTS_SLUG = 2,
+};
 
-/* Run a kept plan as the owner of the registry (clients cannot read it). */
-static int
-run_as_owner(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes, Datum *values)
+/*
+ * The one row of payymo.<table> whose index (by name) matches the text or
+ * int8 values in the table's columns key_attnums, copied, or NULL.  The
+ * columns are checked by name once.
+ */
+static HeapTuple
+fetch_row(const char *table, const char *index, int nkeys, const AttrNumber *key_attnums,
+		  const Datum *values, const Oid *types, const AttrNumber *check_attnums,
+		  const char *const *check_names, int ncheck, bool *checked, TupleDesc *desc)
 {
 	Oid			pkey;
-	Relation	registry = payymo_open_table("jwt_issuers", &pkey);
-	Oid			owner = registry->rd_rel->relowner;
-	Oid			save_userid;
-	int			save_sec_context;
-	int			ret;
+	Relation	rel = payymo_open_table(table, &pkey);
+	Oid			indexoid = get_relname_relid(index, RelationGetNamespace(rel));
+	ScanKeyData keys[2];
+	Snapshot	snapshot;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	int			i;
 
-	table_close(registry, AccessShareLock);
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	PG_TRY();
+	if (!OidIsValid(indexoid))
+		elog(ERROR, "payymo: index payymo.%s is missing", index);
+	if (!*checked)
 	{
-		if (*plan == NULL)
-		{
-			SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
+		for (i = 0; i < ncheck; i++)
+			payymo_check_column(rel, check_attnums[i], check_names[i]);
+		*checked = true;
+	}
+	for (i = 0; i < nkeys; i++)
+		ScanKeyEntryInitialize(&keys[i], 0, key_attnums[i], BTEqualStrategyNumber, InvalidOid,
+							   types[i] == TEXTOID ? DEFAULT_COLLATION_OID : InvalidOid,
+							   types[i] == TEXTOID ? F_TEXTEQ : F_INT8EQ, values[i]);
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	scan = systable_beginscan(rel, indexoid, true, snapshot, nkeys, keys);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		tup = heap_copytuple(tup);
+	*desc = CreateTupleDescCopy(RelationGetDescr(rel));
+	systable_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, AccessShareLock);
+	return tup;
+}
 
-			if (p == NULL)
-				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-			SPI_keepplan(p);
-			*plan = p;
-		}
-		ret = SPI_execute_plan(*plan, values, NULL, true, 1);
-	}
-	PG_FINALLY();
-	{
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-	}
-	PG_END_TRY();
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-	return (int) SPI_processed;
+static char *
+text_attr(HeapTuple tup, TupleDesc desc, AttrNumber attnum)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, attnum, desc, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
 }
 
 static bool
 lookup_issuer_key(const char *issuer, const char *kid, IssuerKey *ik)
 {
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	static bool keys_checked = false;
+	static bool issuers_checked = false;
+	static const AttrNumber key_attnums[] = {KEYS_ISSUER, KEYS_KID, KEYS_KEY};
+	static const char *const key_names[] = {"issuer", "kid", "key"};
+	static const AttrNumber issuer_attnums[] = {ISSUERS_ISSUER, ISSUERS_AUDIENCE, ISSUERS_ALGORITHM,
+		ISSUERS_TENANT_CLAIM, ISSUERS_USER_CLAIM, ISSUERS_LEEWAY};
+	static const char *const issuer_names[] = {"issuer", "audience", "algorithm",
+		"tenant_claim", "user_claim", "leeway_secs"};
 	Datum		values[2] = {CStringGetTextDatum(issuer), CStringGetTextDatum(kid)};
-	HeapTuple	tup;
+	Oid			types[2] = {TEXTOID, TEXTOID};
 	TupleDesc	desc;
+	HeapTuple	tup;
 	bool		isnull;
-	Datum		user_claim;
 
-	if (run_as_owner(&issuer_plan,
-					 "SELECT i.algorithm, i.audience, i.tenant_claim, i.user_claim,"
-					 "       i.leeway_secs, k.key"
-					 "  FROM payymo.jwt_issuers i"
-					 "  JOIN payymo.jwt_keys k ON k.issuer OPERATOR(pg_catalog.=) i.issuer"
-					 " WHERE i.issuer OPERATOR(pg_catalog.=) $1"
-					 "   AND k.kid OPERATOR(pg_catalog.=) $2",
-					 2, argtypes, values) != 1)
+	tup = fetch_row("jwt_keys", "jwt_keys_pkey", 2, key_attnums, values, types,
+					key_attnums, key_names, 3, &keys_checked, &desc);
+	if (tup == NULL)
 		return false;
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	if (!alg_from_name(TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull)), &ik->alg))
+	ik->key = DatumGetByteaPCopy(heap_getattr(tup, KEYS_KEY, desc, &isnull));
+	tup = fetch_row("jwt_issuers", "jwt_issuers_pkey", 1, issuer_attnums, values, types,
+					issuer_attnums, issuer_names, 6, &issuers_checked, &desc);
+	if (tup == NULL || !alg_from_name(text_attr(tup, desc, ISSUERS_ALGORITHM), &ik->alg))
 		return false;
-	ik->audience = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
-	ik->tenant_claim = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
-	user_claim = SPI_getbinval(tup, desc, 4, &isnull);
-	ik->user_claim = isnull ? NULL : TextDatumGetCString(user_claim);
-	ik->leeway_secs = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
-	ik->key = DatumGetByteaPCopy(SPI_getbinval(tup, desc, 6, &isnull));
+	ik->audience = text_attr(tup, desc, ISSUERS_AUDIENCE);
+	ik->tenant_claim = text_attr(tup, desc, ISSUERS_TENANT_CLAIM);
+	ik->user_claim = text_attr(tup, desc, ISSUERS_USER_CLAIM);
+	ik->leeway_secs = DatumGetInt32(heap_getattr(tup, ISSUERS_LEEWAY, desc, &isnull));
 	return true;
 }
 
@@ -687,34 +740,46 @@ lookup_issuer_key(const char *issuer, const char *kid, IssuerKey *ik)
 static PayymoUserId
 lookup_subject(PayymoTenantId tenant, const char *subject, bool *is_admin)
 {
-	Oid			argtypes[2] = {INT8OID, TEXTOID};
+	static bool checked = false;
+	static const AttrNumber attnums[] = {USERS_ID, USERS_ROLE, USERS_STATUS, USERS_SUBJECT};
+	static const char *const names[] = {"id", "role", "status", "subject"};
+	static const AttrNumber key_attnums[] = {USERS_TENANT_ID, USERS_SUBJECT};
 	Datum		values[2] = {Int64GetDatum(tenant), CStringGetTextDatum(subject)};
+	Oid			types[2] = {INT8OID, TEXTOID};
+	TupleDesc	desc;
+	HeapTuple	tup;
 	bool		isnull;
+	char	   *status;
 
-	if (run_as_owner(&subject_plan,
-					 "SELECT id, role OPERATOR(pg_catalog.=) 'admin' FROM payymo.users"
-					 " WHERE tenant_id OPERATOR(pg_catalog.=) $1"
-					 "   AND subject OPERATOR(pg_catalog.=) $2"
-					 "   AND status OPERATOR(pg_catalog.=) 'active'",
-					 2, argtypes, values) != 1)
+	tup = fetch_row("users", "users_tenant_subject_key", 2, key_attnums, values, types,
+					attnums, names, 4, &checked, &desc);
+	if (tup == NULL)
 		return PAYYMO_NO_USER;
-	*is_admin = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	status = text_attr(tup, desc, USERS_STATUS);
+	if (status == NULL || strcmp(status, "active") != 0)
+		return PAYYMO_NO_USER;
+	*is_admin = strcmp(text_attr(tup, desc, USERS_ROLE), "admin") == 0;
+	return DatumGetInt64(heap_getattr(tup, USERS_ID, desc, &isnull));
 }
 
 /* A tenant id from its slug, or PAYYMO_NO_TENANT. */
 static PayymoTenantId
 tenant_by_slug(const char *slug)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[1] = {TEXTOID};
+	static bool checked = false;
+	static const AttrNumber attnums[] = {TENANTS_ID, TENANTS_SLUG};
+	static const char *const names[] = {"id", "slug"};
+	static const AttrNumber key_attnums[] = {TENANTS_SLUG};
 	Datum		values[1] = {CStringGetTextDatum(slug)};
+	Oid			types[1] = {TEXTOID};
+	TupleDesc	desc;
+	HeapTuple	tup;
 	bool		isnull;
 
-	if (run_as_owner(&plan, "SELECT id FROM payymo.tenants WHERE slug OPERATOR(pg_catalog.=) $1",
-					 1, argtypes, values) != 1)
-		return PAYYMO_NO_TENANT;
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	tup = fetch_row("tenants", "tenants_slug_key", 1, key_attnums, values, types,
+					attnums, names, 2, &checked, &desc);
+	return tup == NULL ? PAYYMO_NO_TENANT :
+		DatumGetInt64(heap_getattr(tup, TENANTS_ID, desc, &isnull));
 }
 
 /* The refusal: one error, the rule in the detail, and a security event. */
@@ -849,8 +914,6 @@ payymo_set_tenant_jwt(PG_FUNCTION_ARGS)
 	if (issuer == NULL)
 		jwt_refused(kid, PAYYMO_NO_TENANT, "The token has no \"iss\".");
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	if (!lookup_issuer_key(issuer, kid, &ik))
 		jwt_refused(kid, PAYYMO_NO_TENANT, "The issuer or its key id is not registered.");
 	if (alg != ik.alg)
@@ -883,7 +946,6 @@ payymo_set_tenant_jwt(PG_FUNCTION_ARGS)
 		if (user == PAYYMO_NO_USER)
 			jwt_refused(kid, tenant, "The user claim names no active user of the tenant.");
 	}
-	SPI_finish();
 
 	payymo_rate_limit_check(tenant, tenant_row.rate_limit, false);
 	payymo_cursors_check_switch(tenant);
