@@ -369,14 +369,25 @@ authentication_failed(PayymoTenantId owner, const char *key_id)
 }
 
 /*
- * Error context callback of set_tenant(): whatever error is raised while it
- * runs -- ours, SPI's, the rate limiter's, a cancel -- the statement, which
- * may hold the key, stays out of the server log.
+ * Error context callback of the functions that take a credential: whatever
+ * error is raised while they run -- ours, SPI's, the rate limiter's, a
+ * cancel -- the statement, which may hold the credential, stays out of the
+ * server log.
  */
-void
-payymo_hide_statement(void *arg)
+static void
+hide_statement(void *arg)
 {
 	errhidestmt(true);
+}
+
+/* Push hide_statement; the caller pops it (error_context_stack = cb->previous). */
+void
+payymo_hide_statement_push(ErrorContextCallback *cb)
+{
+	cb->callback = hide_statement;
+	cb->arg = NULL;
+	cb->previous = error_context_stack;
+	error_context_stack = cb;
 }
 
 /*
@@ -403,12 +414,40 @@ payymo_require_not_null(FunctionCallInfo fcinfo, int argno, const char *name)
 }
 
 /*
+ * The start and the successful end of set_tenant(), set_session() and
+ * set_tenant_jwt() (credential, is_local): the statement hidden from any
+ * error, the attempt begun before anything can fail (so that any failure
+ * clears the context), is_local read; then the tenant's rate limit, the
+ * held-cursor check, the warning for a statement-scoped context, and the
+ * context set.
+ */
+void
+payymo_credential_begin(FunctionCallInfo fcinfo, PayymoCredentialCall *call)
+{
+	payymo_hide_statement_push(&call->errcallback);
+	payymo_context_begin(&call->attempt);
+	payymo_require_not_null(fcinfo, 1, "is_local");
+	call->is_local = PG_GETARG_BOOL(1);
+}
+
+void
+payymo_credential_end(PayymoCredentialCall *call, const char *function, PayymoTenantId tenant,
+					  PayymoUserId user, bool user_is_admin, int32 rate_limit)
+{
+	payymo_rate_limit_check(tenant, rate_limit, false);
+	payymo_cursors_check_switch(tenant);
+	payymo_warn_if_statement_scoped(function, call->is_local);
+	payymo_context_set(&call->attempt, tenant, user, user_is_admin, call->is_local);
+	error_context_stack = call->errcallback.previous;
+}
+
+/*
  * payymo.set_tenant(api_key text, is_local boolean) RETURNS bigint
  */
 Datum
 payymo_set_tenant(PG_FUNCTION_ARGS)
 {
-	PayymoContextAttempt attempt;
+	PayymoCredentialCall call;
 	text	   *arg;
 	char		key[KEY_LEN + 1];
 	char		key_id[KEY_ID_CHARS + 1];
@@ -416,17 +455,8 @@ payymo_set_tenant(PG_FUNCTION_ARGS)
 	PayymoTenantId tenant;
 	PayymoTenantId owner = PAYYMO_NO_TENANT;
 	int32		rate_limit = 0;
-	bool		is_local;
-	ErrorContextCallback errcallback;
 
-	errcallback.callback = payymo_hide_statement;
-	errcallback.arg = NULL;
-	errcallback.previous = error_context_stack;
-	error_context_stack = &errcallback;
-	payymo_context_begin(&attempt);
-
-	payymo_require_not_null(fcinfo, 1, "is_local");
-	is_local = PG_GETARG_BOOL(1);
+	payymo_credential_begin(fcinfo, &call);
 	if (PG_ARGISNULL(0))
 		authentication_failed(PAYYMO_NO_TENANT, NULL);
 
@@ -448,12 +478,7 @@ payymo_set_tenant(PG_FUNCTION_ARGS)
 	if (tenant == PAYYMO_NO_TENANT)
 		authentication_failed(owner, well_formed ? key_id : NULL);
 
-	payymo_rate_limit_check(tenant, rate_limit, false);
-	payymo_cursors_check_switch(tenant);
-	payymo_warn_if_statement_scoped("payymo.set_tenant()", is_local);
-	payymo_context_set(&attempt, tenant, PAYYMO_NO_USER, false, is_local);
-
-	error_context_stack = errcallback.previous;
+	payymo_credential_end(&call, "payymo.set_tenant()", tenant, PAYYMO_NO_USER, false, rate_limit);
 	PG_RETURN_INT64(tenant);
 }
 

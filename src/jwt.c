@@ -837,9 +837,7 @@ tenant_from_claim(List *claims, const char *name)
 Datum
 payymo_set_tenant_jwt(PG_FUNCTION_ARGS)
 {
-	PayymoContextAttempt attempt;
-	ErrorContextCallback errcallback;
-	bool		is_local;
+	PayymoCredentialCall call;
 	text	   *arg;
 	char	   *token;
 	size_t		len;
@@ -868,14 +866,7 @@ payymo_set_tenant_jwt(PG_FUNCTION_ARGS)
 	PayymoUserId user = PAYYMO_NO_USER;
 	bool		is_admin = false;
 
-	errcallback.callback = payymo_hide_statement;
-	errcallback.arg = NULL;
-	errcallback.previous = error_context_stack;
-	error_context_stack = &errcallback;
-	payymo_context_begin(&attempt);
-
-	payymo_require_not_null(fcinfo, 1, "is_local");
-	is_local = PG_GETARG_BOOL(1);
+	payymo_credential_begin(fcinfo, &call);
 	if (PG_ARGISNULL(0))
 		jwt_refused(NULL, PAYYMO_NO_TENANT, "The token is null.");
 	arg = PG_GETARG_TEXT_PP(0);
@@ -947,10 +938,7 @@ payymo_set_tenant_jwt(PG_FUNCTION_ARGS)
 			jwt_refused(kid, tenant, "The user claim names no active user of the tenant.");
 	}
 
-	payymo_rate_limit_check(tenant, tenant_row.rate_limit, false);
-	payymo_cursors_check_switch(tenant);
-	payymo_warn_if_statement_scoped("payymo.set_tenant_jwt()", is_local);
-	payymo_context_set(&attempt, tenant, user, is_admin, is_local);
-	error_context_stack = errcallback.previous;
+	payymo_credential_end(&call, "payymo.set_tenant_jwt()", tenant, user, is_admin,
+						  tenant_row.rate_limit);
 	PG_RETURN_INT64(tenant);
 }

@@ -91,9 +91,22 @@ extern HeapTuple payymo_fetch_by_pkey(Relation rel, Oid pkey, StrategyNumber str
 									  Snapshot snapshot, SysScanDesc *scan);
 extern bool payymo_read_tenant(PayymoTenantId tenant, PayymoTenantRow *row);
 extern void payymo_touch_row(Oid owner, SPIPlanPtr *plan, const char *update, Datum id);
-extern void payymo_hide_statement(void *arg);
+extern void payymo_hide_statement_push(ErrorContextCallback *cb);
 extern void payymo_warn_if_statement_scoped(const char *function, bool is_local);
 extern void payymo_require_not_null(FunctionCallInfo fcinfo, int argno, const char *name);
+
+/* A call of set_tenant(), set_session() or set_tenant_jwt() (apikey.c). */
+typedef struct PayymoCredentialCall
+{
+	PayymoContextAttempt attempt;
+	ErrorContextCallback errcallback;
+	bool		is_local;
+} PayymoCredentialCall;
+
+extern void payymo_credential_begin(FunctionCallInfo fcinfo, PayymoCredentialCall *call);
+extern void payymo_credential_end(PayymoCredentialCall *call, const char *function,
+								  PayymoTenantId tenant, PayymoUserId user,
+								  bool user_is_admin, int32 rate_limit);
 
 /* cursors.c: WITH HOLD cursors must not outlive their tenant context */
 extern void payymo_cursors_init(void);

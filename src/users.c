@@ -363,11 +363,7 @@ payymo_login(PG_FUNCTION_ARGS)
 	text	   *token;
 	ErrorContextCallback errcallback;
 
-	errcallback.callback = payymo_hide_statement;
-	errcallback.arg = NULL;
-	errcallback.previous = error_context_stack;
-	error_context_stack = &errcallback;
-
+	payymo_hide_statement_push(&errcallback);
 	payymo_throttle_require();
 	{
 		const char *const account_client[] = {tenant_name, email, client, NULL};
@@ -599,24 +595,14 @@ session_failed(const SessionCheck *check)
 Datum
 payymo_set_session(PG_FUNCTION_ARGS)
 {
-	PayymoContextAttempt attempt;
+	PayymoCredentialCall call;
 	SessionCheck check;
-	bool		is_local;
-	ErrorContextCallback errcallback;
 
-	errcallback.callback = payymo_hide_statement;
-	errcallback.arg = NULL;
-	errcallback.previous = error_context_stack;
-	error_context_stack = &errcallback;
-	payymo_context_begin(&attempt);
-
-	payymo_require_not_null(fcinfo, 1, "is_local");
-	is_local = PG_GETARG_BOOL(1);
+	payymo_credential_begin(fcinfo, &call);
 	verify_session(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), fcinfo, 0, &check);
 	if (!check.usable)
 		session_failed(&check);
 
-	payymo_rate_limit_check(check.tenant, check.rate_limit, false);
 	if (check.stale)
 		payymo_touch_row(check.store_owner, &touch_plan,
 						 "UPDATE payymo.session_store SET last_seen_at = pg_catalog.now()"
@@ -625,11 +611,8 @@ payymo_set_session(PG_FUNCTION_ARGS)
 						 "    WHERE session_id OPERATOR(pg_catalog.=) $1"
 						 "    FOR UPDATE SKIP LOCKED)",
 						 PointerGetDatum(cstring_to_text(check.session_id)));
-	payymo_cursors_check_switch(check.tenant);
-	payymo_warn_if_statement_scoped("payymo.set_session()", is_local);
-	payymo_context_set(&attempt, check.tenant, check.user, check.is_admin, is_local);
-
-	error_context_stack = errcallback.previous;
+	payymo_credential_end(&call, "payymo.set_session()", check.tenant, check.user,
+						  check.is_admin, check.rate_limit);
 	PG_RETURN_INT64(check.tenant);
 }
 
@@ -649,11 +632,7 @@ payymo_logout(PG_FUNCTION_ARGS)
 	bool		revoked;
 	ErrorContextCallback errcallback;
 
-	errcallback.callback = payymo_hide_statement;
-	errcallback.arg = NULL;
-	errcallback.previous = error_context_stack;
-	error_context_stack = &errcallback;
-
+	payymo_hide_statement_push(&errcallback);
 	verify_session(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), fcinfo, 0, &check);
 	if (!check.matched)
 	{
