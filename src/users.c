@@ -285,16 +285,18 @@ login_failed(PayymoTenantId tenant)
 			 errhidecontext(true)));
 }
 
-/* Store a new session of the user and return its token. */
-static text *
-start_session(int64 user_id, PayymoTenantId tenant)
+/*
+ * Store a new session of the user and write its token into token (KEY_LEN + 1
+ * bytes of the caller's).  Runs inside SPI: anything palloc'd here is freed by
+ * SPI_finish(), so the token text is built by the caller afterwards.
+ */
+static void
+start_session(int64 user_id, PayymoTenantId tenant, char *token)
 {
-	char		token[KEY_LEN + 1];
 	unsigned char hash[KEY_HASH_BYTES];
 	bytea	   *hash_datum = palloc(VARHDRSZ + KEY_HASH_BYTES);
 	Oid			argtypes[6] = {TEXTOID, INT8OID, BYTEAOID, INT4OID, INT4OID, INT8OID};
 	Datum		values[6];
-	text	   *result;
 	int			ret;
 
 	payymo_token_generate(SESSION_PREFIX, token, hash);
@@ -314,10 +316,7 @@ start_session(int64 user_id, PayymoTenantId tenant)
 								6, argtypes, values, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
-	result = cstring_to_text_with_len(token, KEY_LEN);
-	sodium_memzero(token, sizeof(token));
 	sodium_memzero(hash, sizeof(hash));
-	return result;
 }
 
 static void
@@ -360,7 +359,8 @@ payymo_login(PG_FUNCTION_ARGS)
 	LoginUser	user;
 	bool		verified;
 	int			wait;
-	text	   *token;
+	char		token[KEY_LEN + 1];
+	text	   *result;
 	ErrorContextCallback errcallback;
 
 	payymo_hide_statement_push(&errcallback);
@@ -407,10 +407,12 @@ payymo_login(PG_FUNCTION_ARGS)
 	payymo_throttle_forget(buckets, 2);
 	rehash_if_needed(&user, password, len);
 	wipe_password(password, len);
-	token = start_session(user.user_id, user.tenant);
+	start_session(user.user_id, user.tenant, token);
 	SPI_finish();
+	result = cstring_to_text_with_len(token, KEY_LEN);
+	sodium_memzero(token, sizeof(token));
 	error_context_stack = errcallback.previous;
-	PG_RETURN_TEXT_P(token);
+	PG_RETURN_TEXT_P(result);
 }
 
 /* What verification reads of a session and its user. */

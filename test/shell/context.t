@@ -98,10 +98,13 @@ is "$(admin -c "SELECT count(last_used_at) FROM payymo.api_key_store WHERE key_i
    "under REPEATABLE READ, last_used_at is not written"
 
 # Any failure clears the context, not only a bad key: a statement timeout
-# and a cancel while set_tenant waits for a lock on the key table.
+# and a cancel while set_tenant waits for a lock on the key table.  The
+# timed-out call spells the key in capitals, a shape the log hook's
+# redaction does not recognise: set_tenant itself must keep the statement
+# out of the log, whatever error ends it.
 lock_keys() { admin -c "BEGIN" -c "LOCK TABLE payymo.api_key_store" -c "SELECT pg_sleep($1)" -c "COMMIT" >/dev/null; }
 out=$(client -c "SELECT payymo.set_tenant('$ALPHA', false)" -c "SELECT pg_sleep(2)" \
-             -c "SET statement_timeout = '300ms'" -c "SELECT payymo.set_tenant('$ALPHA')" \
+             -c "SET statement_timeout = '300ms'" -c "SELECT payymo.set_tenant(lower('${ALPHA^^}'))" \
              -c "RESET statement_timeout" -c "SELECT payymo.current_tenant()" 2>&1 &
       sleep 1; lock_keys 4; wait)
 like "$out" "canceling statement due to statement timeout" "control: set_tenant waited for the lock and timed out"
@@ -118,7 +121,7 @@ like "$out" "no tenant context set" "a cancel inside set_tenant clears the sessi
 sleep 0.5
 own_log | grep -q "canceling statement due to statement timeout"
 ok $? "control: the timeout is in the server log"
-own_log | grep -qF -- "${ALPHA:21:52}"
+own_log | grep -qiF -- "${ALPHA:21:52}"
 ok $(( ! $? )) "the statement of a set_tenant cancelled or timed out, key included, is not in the log"
 
 # ... and the same for assume_tenant: an unknown tenant, a NULL argument.
