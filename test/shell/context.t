@@ -36,7 +36,7 @@ admin -c "SELECT payymo.suspend_tenant($suspended_tenant)" >/dev/null
 wrong_secret=$(test/forge_key.py "$(cut -d_ -f2 <<<"$ALPHA")")
 unknown_id=$(test/forge_key.py "$(head -c10 /dev/urandom | base32 | tr 'A-Z' 'a-z' | cut -c1-16)")
 badsum="pyk_aaaaaaaaaaaaaaaa_$(printf 'b%.0s' $(seq 60))"   # well-formed, bad checksum
-mistyped="${ALPHA:0:40}x${ALPHA:41}"
+mistyped="${ALPHA:0:40}$([ "${ALPHA:40:1}" = x ] && echo y || echo x)${ALPHA:41}"   # one secret character changed
 last=${ALPHA: -1}
 badcheck="${ALPHA:0:80}$([ "$last" = a ] && echo b || echo a)"   # alpha's id and secret, checksum off
 overlong="$ALPHA$ALPHA"
