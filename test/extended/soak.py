@@ -101,7 +101,8 @@ class Soak:
             op = rng.choices(names, weights)[0]
             with self.lock:
                 self.ops[op] += 1
-                tid = rng.choice(list(self.active))
+                # (a tenant's list is empty while op_revoke replaces its only key)
+                tid = rng.choice([t for t, keys in self.active.items() if keys])
                 key = rng.choice(self.active[tid])
             try:
                 getattr(self, "op_" + op)(conn, admin, rng, writer, mine, tid, key)
