@@ -21,6 +21,7 @@ OBJS = \
 	src/throttle.o \
 	src/jwt.o \
 	src/trigger.o \
+	src/registry.o \
 	src/tenancy.o
 
 # The install script is built from one part per concern, in this order (as

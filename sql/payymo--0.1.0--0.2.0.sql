@@ -225,12 +225,7 @@ DECLARE
     rel record;
     att record;
     pk_cols int2[];
-    key_cols int2[];
-    key_list text;
     part regclass;
-    prefix text;
-    owner regrole;
-    granted boolean;
     pol record;
 BEGIN
     -- The ticket first: an error below must not leave it unconsumed.
@@ -244,7 +239,7 @@ BEGIN
     IF rel.relpersistence OPERATOR(pg_catalog.=) 't' THEN
         RAISE EXCEPTION '% is a temporary table', tbl
             USING ERRCODE = 'feature_not_supported',
-                  DETAIL = 'A temporary table cannot reference payymo.tenants.';
+                  DETAIL = 'Tables under tenancy are registered for every session; a temporary table belongs to one.';
     END IF;
     IF rel.relkind OPERATOR(pg_catalog.<>) ALL ('{r,p}'::"char"[]) THEN
         RAISE EXCEPTION '% is not a table', tbl
@@ -265,7 +260,7 @@ BEGIN
     IF pk_cols IS NULL THEN
         RAISE EXCEPTION 'table % has no primary key', tbl
             USING ERRCODE = 'invalid_table_definition',
-                  DETAIL = 'A table under tenancy gets a unique key (tenant column, primary key) that references within the tenant point to.',
+                  DETAIL = 'References within a tenant (payymo.add_tenant_reference) point to the tenant column and the primary key.',
                   HINT = 'Add a primary key, then call payymo.enable_tenancy() again.';
     END IF;
 
@@ -334,55 +329,12 @@ BEGIN
         END IF;
     END IF;
 
-    prefix := pg_catalog.left(rel.relname::text, 30) OPERATOR(pg_catalog.||) '_'
-              OPERATOR(pg_catalog.||) pg_catalog.left(tenant_column::text, 20);
-
-    IF NOT EXISTS (SELECT FROM pg_catalog.pg_constraint con
-                    WHERE con.conrelid OPERATOR(pg_catalog.=) tbl
-                      AND con.contype OPERATOR(pg_catalog.=) 'f'
-                      AND con.confrelid OPERATOR(pg_catalog.=) 'payymo.tenants'::pg_catalog.regclass
-                      AND con.conkey OPERATOR(pg_catalog.=) ARRAY[att.attnum]) THEN
-        -- Like every statement on the table, the key is added (and the
-        -- existing rows validated, which plans queries on the table: its
-        -- index expressions may call the owner's functions) as the owner.
-        -- The owner may not reference payymo.tenants, so it gets REFERENCES
-        -- for this statement only; the grant never commits.
-        owner := (SELECT c.relowner::pg_catalog.regrole FROM pg_catalog.pg_class c
-                   WHERE c.oid OPERATOR(pg_catalog.=) tbl);
-        granted := NOT pg_catalog.has_column_privilege(owner, 'payymo.tenants', 'id', 'REFERENCES');
-        IF granted THEN
-            EXECUTE pg_catalog.format('GRANT REFERENCES (id) ON payymo.tenants TO %s', owner);
-        END IF;
-        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
-            'ALTER TABLE %s ADD CONSTRAINT %I FOREIGN KEY (%I) REFERENCES payymo.tenants (id)',
-            tbl, prefix OPERATOR(pg_catalog.||) '_tenant_fkey', tenant_column), true);
-        IF granted THEN
-            EXECUTE pg_catalog.format('REVOKE REFERENCES (id) ON payymo.tenants FROM %s', owner);
-        END IF;
-    END IF;
-
-    -- The unique key (tenant column, primary key), which also serves as the
-    -- index led by the tenant column.
-    IF att.attnum OPERATOR(pg_catalog.=) ANY (pk_cols) THEN
-        key_cols := pk_cols;
-    ELSE
-        key_cols := ARRAY[att.attnum] OPERATOR(pg_catalog.||) pk_cols;
-    END IF;
-    IF NOT EXISTS (SELECT FROM pg_catalog.pg_constraint con
-                    WHERE con.conrelid OPERATOR(pg_catalog.=) tbl
-                      AND con.contype OPERATOR(pg_catalog.=) ANY ('{p,u}'::"char"[])
-                      AND con.conkey OPERATOR(pg_catalog.@>) key_cols
-                      AND con.conkey OPERATOR(pg_catalog.<@) key_cols) THEN
-        SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.ord)
-          INTO key_list
-          FROM pg_catalog.unnest(key_cols) WITH ORDINALITY AS k(attnum, ord)
-          JOIN pg_catalog.pg_attribute a
-            ON a.attrelid OPERATOR(pg_catalog.=) tbl
-           AND a.attnum OPERATOR(pg_catalog.=) k.attnum;
-        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
-            'ALTER TABLE %s ADD CONSTRAINT %I UNIQUE (%s)',
-            tbl, prefix OPERATOR(pg_catalog.||) '_tenant_key', key_list));
-    END IF;
+    -- No foreign key to payymo.tenants and no unique key of its own: the
+    -- row trigger stamps only the verified context's tenant, and locks the
+    -- tenant against drop_tenant once per transaction (src/registry.c);
+    -- add_tenant_reference adds the unique key (tenant column, primary key)
+    -- to a table when a reference first points to it.  What remains is an
+    -- index led by the tenant column, for the policy.
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_index i
                     WHERE i.indrelid OPERATOR(pg_catalog.=) tbl
                       AND i.indkey[0] OPERATOR(pg_catalog.=) att.attnum
@@ -474,6 +426,136 @@ $$;
 COMMENT ON FUNCTION payymo.disable_tenancy(regclass) IS
 'Takes a table out of tenancy: drops the policy, triggers and default and disables row level security; the column, its keys and the data stay; for superusers and members of payymo_admin only';
 
+-- No foreign key to payymo.tenants or unique key from enable_tenancy any
+-- more (src/registry.c); add_tenant_reference adds the unique key its
+-- reference needs.  Tables put under tenancy by 0.1.0 keep theirs.
+CREATE OR REPLACE FUNCTION payymo._add_tenant_reference(child regclass, child_column name, parent regclass)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    child_tenant name;
+    parent_tenant name;
+    child_attnum int2;
+    child_tenant_attnum int2;
+    parent_tenant_attnum int2;
+    parent_key int2[];
+    parent_key_name name;
+BEGIN
+    -- The ticket first: an error below must not leave it unconsumed.
+    PERFORM payymo._take_ticket(child, parent);
+    IF child IS NULL OR child_column IS NULL OR parent IS NULL THEN
+        RAISE EXCEPTION 'child, child_column and parent must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT t.tenant_column INTO child_tenant FROM payymo.tenant_tables t
+     WHERE t.relid OPERATOR(pg_catalog.=) child;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not under tenancy', child
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = pg_catalog.format('Call payymo.enable_tenancy(%L) first.', child::text);
+    END IF;
+    SELECT t.tenant_column INTO parent_tenant FROM payymo.tenant_tables t
+     WHERE t.relid OPERATOR(pg_catalog.=) parent;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not under tenancy', parent
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = pg_catalog.format('Call payymo.enable_tenancy(%L) first.', parent::text);
+    END IF;
+
+    SELECT a.attnum INTO child_attnum FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) child
+       AND a.attname OPERATOR(pg_catalog.=) child_column
+       AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column % of table % does not exist', child_column, child
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    SELECT a.attnum INTO child_tenant_attnum FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) child
+       AND a.attname OPERATOR(pg_catalog.=) child_tenant;
+    SELECT a.attnum INTO parent_tenant_attnum FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) parent
+       AND a.attname OPERATOR(pg_catalog.=) parent_tenant;
+
+    SELECT pg_catalog.array_remove(con.conkey, parent_tenant_attnum) INTO parent_key
+      FROM pg_catalog.pg_constraint con
+     WHERE con.conrelid OPERATOR(pg_catalog.=) parent
+       AND con.contype OPERATOR(pg_catalog.=) 'p';
+    IF pg_catalog.cardinality(parent_key) OPERATOR(pg_catalog.<>) 1 THEN
+        RAISE EXCEPTION 'primary key of table % must have exactly one column besides the tenant column', parent
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    SELECT a.attname INTO parent_key_name FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) parent
+       AND a.attnum OPERATOR(pg_catalog.=) parent_key[1];
+
+    IF EXISTS (SELECT FROM pg_catalog.pg_constraint con
+                WHERE con.conrelid OPERATOR(pg_catalog.=) child
+                  AND con.contype OPERATOR(pg_catalog.=) 'f'
+                  AND con.confrelid OPERATOR(pg_catalog.=) parent
+                  AND con.conkey OPERATOR(pg_catalog.=) ARRAY[child_tenant_attnum, child_attnum]
+                  AND con.confkey OPERATOR(pg_catalog.=) ARRAY[parent_tenant_attnum, parent_key[1]]) THEN
+        RETURN;
+    END IF;
+    -- Defence in depth (the key is added and validated as the owner, below):
+    -- the four columns have built-in types (OID below FirstNormalObjectId,
+    -- 16384: no domain, no user-defined implicit cast or operator) and every
+    -- unique index that could back the key uses built-in operator classes.
+    IF EXISTS (SELECT FROM pg_catalog.pg_attribute a
+                WHERE ((a.attrelid OPERATOR(pg_catalog.=) child
+                        AND a.attnum OPERATOR(pg_catalog.=) ANY (ARRAY[child_tenant_attnum, child_attnum]))
+                       OR (a.attrelid OPERATOR(pg_catalog.=) parent
+                           AND a.attnum OPERATOR(pg_catalog.=) ANY (ARRAY[parent_tenant_attnum, parent_key[1]])))
+                  AND a.atttypid OPERATOR(pg_catalog.>=) '16384'::pg_catalog.oid)
+       OR EXISTS (SELECT FROM pg_catalog.pg_index i
+                    JOIN pg_catalog.pg_opclass o
+                      ON o.oid OPERATOR(pg_catalog.=) ANY (i.indclass::pg_catalog.oid[])
+                   WHERE i.indrelid OPERATOR(pg_catalog.=) parent
+                     AND i.indisunique
+                     AND i.indnkeyatts OPERATOR(pg_catalog.=) 2
+                     AND ARRAY[parent_tenant_attnum, parent_key[1]]
+                         OPERATOR(pg_catalog.<@) i.indkey::pg_catalog.int2[]
+                     AND o.opcnamespace OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace) THEN
+        RAISE EXCEPTION 'tenant reference from %.% to % must compare built-in types', child, child_column, parent
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Tenant references need built-in column types, and built-in operator classes on the unique indexes of the referenced columns.';
+    END IF;
+    -- The unique key the reference points to, made when the first reference
+    -- needs it: (tenant column, primary key), or a unique index already on
+    -- those two columns.
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_index i
+                    WHERE i.indrelid OPERATOR(pg_catalog.=) parent
+                      AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+                      AND i.indnkeyatts OPERATOR(pg_catalog.=) 2
+                      AND ARRAY[i.indkey[0], i.indkey[1]]
+                          OPERATOR(pg_catalog.@>) ARRAY[parent_tenant_attnum, parent_key[1]]) THEN
+        PERFORM payymo._as_table_owner(parent, pg_catalog.format(
+            'ALTER TABLE %s ADD CONSTRAINT %I UNIQUE (%I, %I)', parent,
+            pg_catalog.left((SELECT c.relname::text FROM pg_catalog.pg_class c
+                              WHERE c.oid OPERATOR(pg_catalog.=) parent), 30)
+                OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||)
+                pg_catalog.left(parent_tenant::text, 20) OPERATOR(pg_catalog.||) '_tenant_key',
+            parent_tenant, parent_key_name));
+    END IF;
+    -- As the owner, exempt from FORCE (as PostgreSQL's own key checks are),
+    -- so that validation sees every tenant's rows and runs the owner's code
+    -- (index expressions, operators) with the owner's rights only.
+    PERFORM payymo._as_table_owner(child, pg_catalog.format(
+        'ALTER TABLE %s ADD CONSTRAINT %I FOREIGN KEY (%I, %I) REFERENCES %s (%I, %I)',
+        child,
+        pg_catalog.left(child_column::text, 40) OPERATOR(pg_catalog.||) '_tenant_fkey',
+        child_tenant, child_column, parent, parent_tenant, parent_key_name), true);
+END
+$$;
+
+COMMENT ON FUNCTION payymo.enable_tenancy(regclass, name) IS
+'Puts a table under tenancy (tenant column, FORCEd row level security, policy, index led by the tenant column, triggers, registration); idempotent; the caller must own the table';
+
+COMMENT ON FUNCTION payymo.add_tenant_reference(regclass, name, regclass) IS
+'Adds the foreign key (tenant column, child_column) REFERENCES parent (tenant column, primary key), and the unique key it needs on parent, so a row cannot point at another tenant''s row; the caller must own both tables';
+
 -- =========================================================================
 -- Audit and DDL guard
 -- =========================================================================
@@ -498,12 +580,36 @@ GRANT SELECT ON payymo.audit_accepted TO PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON payymo.audit_accepted TO payymo_admin;
 SELECT pg_catalog.pg_extension_config_dump('payymo.audit_accepted', '');
 
+-- The tenants of tbl's rows that payymo.tenants does not hold: one index
+-- descent per tenant (see src/registry.c); empty for callers that are not
+-- superusers or members of payymo_admin.
+CREATE FUNCTION payymo._orphan_tenants(tbl regclass, tenant_column name)
+RETURNS SETOF bigint
+LANGUAGE c STABLE STRICT PARALLEL RESTRICTED
+ROWS 1
+AS 'MODULE_PATHNAME', 'payymo_orphan_tenants';
+
+COMMENT ON FUNCTION payymo._orphan_tenants(regclass, name) IS
+'Internal: tenant ids in a table under tenancy that payymo.tenants does not hold (for superusers and payymo_admin; empty for others)';
+
+-- drop_tenant's first step: lock the tenant against the transactions
+-- writing for it (see src/registry.c), at READ COMMITTED only.
+CREATE FUNCTION payymo._lock_tenant_for_drop(tenant_id bigint)
+RETURNS void
+LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'payymo_lock_tenant_for_drop';
+
+COMMENT ON FUNCTION payymo._lock_tenant_for_drop(bigint) IS
+'Internal: locks a tenant exclusively until the end of the transaction, waiting for the transactions writing rows for it';
+
+REVOKE EXECUTE ON FUNCTION payymo._lock_tenant_for_drop(bigint) FROM PUBLIC;
+
 -- jit = off: the estimated cost of this one large catalog query crosses
 -- jit_above_cost, and compiling it takes seconds for a query that runs in
 -- milliseconds.
 CREATE OR REPLACE FUNCTION payymo.audit()
 RETURNS TABLE (severity text, object text, problem text, fix text)
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
@@ -864,6 +970,15 @@ SELECT 'warning', pg_catalog.format('column %I of %s', a.attname, tt.tbl),
  WHERE tt.root IS NULL
    AND a.attname OPERATOR(pg_catalog.~~) '%token%'
    AND a.atttypid OPERATOR(pg_catalog.=) ANY ('{text,varchar,bpchar}'::pg_catalog.regtype[]::oid[])
+UNION ALL
+-- 12. rows of tenants that do not exist (written around the row trigger, by
+-- a superuser or a restore): a tenant created later with that id would get
+-- them.  Reported to superusers and payymo_admin only.
+SELECT 'critical', tt.tbl,
+       pg_catalog.format('rows of tenant %s, which does not exist', o.tenant_id),
+       pg_catalog.format('DELETE FROM %s WHERE %I = %s;  -- as a superuser',
+                         tt.tbl, tt.tenant_column, o.tenant_id)
+  FROM tt, LATERAL payymo._orphan_tenants(tt.relid, tt.tenant_column) o(tenant_id)
 )
 SELECT f.severity, f.object, f.problem, f.fix
   FROM findings f
@@ -909,6 +1024,19 @@ $$;
 COMMENT ON FUNCTION payymo._refuse_weakened(regclass[]) IS
 'Internal: raises 42501 if any of the registered tables given has a problem payymo._tenancy_problems() reports';
 REVOKE EXECUTE ON FUNCTION payymo._refuse_weakened(regclass[]) FROM PUBLIC;
+
+-- payymo's own tables under tenancy lose what 0.1.0's enable_tenancy gave
+-- them, as in a fresh install (tenant_domains keeps an index led by tenant_id).
+ALTER TABLE payymo.tenant_settings
+    DROP CONSTRAINT tenant_settings_tenant_id_tenant_fkey,
+    DROP CONSTRAINT tenant_settings_tenant_id_tenant_key;
+ALTER TABLE payymo.tenant_features
+    DROP CONSTRAINT tenant_features_tenant_id_tenant_fkey,
+    DROP CONSTRAINT tenant_features_tenant_id_tenant_key;
+CREATE INDEX tenant_domains_tenant_id_idx ON payymo.tenant_domains (tenant_id);
+ALTER TABLE payymo.tenant_domains
+    DROP CONSTRAINT tenant_domains_tenant_id_tenant_fkey,
+    DROP CONSTRAINT tenant_domains_tenant_id_tenant_key;
 
 -- =========================================================================
 -- Provisioning
@@ -1113,6 +1241,7 @@ BEGIN
         RAISE EXCEPTION 'tenant_id and force must not be null'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    PERFORM payymo._lock_tenant_for_drop(tenant_id);
     SELECT status INTO st FROM payymo.tenants
      WHERE id OPERATOR(pg_catalog.=) drop_tenant.tenant_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -1805,7 +1934,9 @@ CREATE TABLE payymo.users (
         CONSTRAINT users_subject_length
         CHECK (pg_catalog.length(subject) OPERATOR(pg_catalog.<=) 255),
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- what session_store's reference points to
+    CONSTRAINT users_tenant_id_tenant_key UNIQUE (tenant_id, id)
 );
 
 -- Emails are unique per tenant, ASCII letters folded whatever the

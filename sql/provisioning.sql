@@ -423,6 +423,18 @@ $$;
 COMMENT ON FUNCTION payymo.tenant_for_domain(text) IS
 'The tenant and its brand.* settings (as jsonb) for a custom domain; public, sets no context';
 
+-- drop_tenant's first step: lock the tenant against the transactions
+-- writing for it (see src/registry.c), at READ COMMITTED only.
+CREATE FUNCTION payymo._lock_tenant_for_drop(tenant_id bigint)
+RETURNS void
+LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'payymo_lock_tenant_for_drop';
+
+COMMENT ON FUNCTION payymo._lock_tenant_for_drop(bigint) IS
+'Internal: locks a tenant exclusively until the end of the transaction, waiting for the transactions writing rows for it';
+
+REVOKE EXECUTE ON FUNCTION payymo._lock_tenant_for_drop(bigint) FROM PUBLIC;
+
 CREATE FUNCTION payymo.drop_tenant(tenant_id bigint, force boolean DEFAULT false)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
@@ -438,6 +450,7 @@ BEGIN
         RAISE EXCEPTION 'tenant_id and force must not be null'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    PERFORM payymo._lock_tenant_for_drop(tenant_id);
     SELECT status INTO st FROM payymo.tenants
      WHERE id OPERATOR(pg_catalog.=) drop_tenant.tenant_id FOR UPDATE;
     IF NOT FOUND THEN

@@ -308,12 +308,7 @@ DECLARE
     rel record;
     att record;
     pk_cols int2[];
-    key_cols int2[];
-    key_list text;
     part regclass;
-    prefix text;
-    owner regrole;
-    granted boolean;
     pol record;
 BEGIN
     -- The ticket first: an error below must not leave it unconsumed.
@@ -327,7 +322,7 @@ BEGIN
     IF rel.relpersistence OPERATOR(pg_catalog.=) 't' THEN
         RAISE EXCEPTION '% is a temporary table', tbl
             USING ERRCODE = 'feature_not_supported',
-                  DETAIL = 'A temporary table cannot reference payymo.tenants.';
+                  DETAIL = 'Tables under tenancy are registered for every session; a temporary table belongs to one.';
     END IF;
     IF rel.relkind OPERATOR(pg_catalog.<>) ALL ('{r,p}'::"char"[]) THEN
         RAISE EXCEPTION '% is not a table', tbl
@@ -348,7 +343,7 @@ BEGIN
     IF pk_cols IS NULL THEN
         RAISE EXCEPTION 'table % has no primary key', tbl
             USING ERRCODE = 'invalid_table_definition',
-                  DETAIL = 'A table under tenancy gets a unique key (tenant column, primary key) that references within the tenant point to.',
+                  DETAIL = 'References within a tenant (payymo.add_tenant_reference) point to the tenant column and the primary key.',
                   HINT = 'Add a primary key, then call payymo.enable_tenancy() again.';
     END IF;
 
@@ -417,55 +412,12 @@ BEGIN
         END IF;
     END IF;
 
-    prefix := pg_catalog.left(rel.relname::text, 30) OPERATOR(pg_catalog.||) '_'
-              OPERATOR(pg_catalog.||) pg_catalog.left(tenant_column::text, 20);
-
-    IF NOT EXISTS (SELECT FROM pg_catalog.pg_constraint con
-                    WHERE con.conrelid OPERATOR(pg_catalog.=) tbl
-                      AND con.contype OPERATOR(pg_catalog.=) 'f'
-                      AND con.confrelid OPERATOR(pg_catalog.=) 'payymo.tenants'::pg_catalog.regclass
-                      AND con.conkey OPERATOR(pg_catalog.=) ARRAY[att.attnum]) THEN
-        -- Like every statement on the table, the key is added (and the
-        -- existing rows validated, which plans queries on the table: its
-        -- index expressions may call the owner's functions) as the owner.
-        -- The owner may not reference payymo.tenants, so it gets REFERENCES
-        -- for this statement only; the grant never commits.
-        owner := (SELECT c.relowner::pg_catalog.regrole FROM pg_catalog.pg_class c
-                   WHERE c.oid OPERATOR(pg_catalog.=) tbl);
-        granted := NOT pg_catalog.has_column_privilege(owner, 'payymo.tenants', 'id', 'REFERENCES');
-        IF granted THEN
-            EXECUTE pg_catalog.format('GRANT REFERENCES (id) ON payymo.tenants TO %s', owner);
-        END IF;
-        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
-            'ALTER TABLE %s ADD CONSTRAINT %I FOREIGN KEY (%I) REFERENCES payymo.tenants (id)',
-            tbl, prefix OPERATOR(pg_catalog.||) '_tenant_fkey', tenant_column), true);
-        IF granted THEN
-            EXECUTE pg_catalog.format('REVOKE REFERENCES (id) ON payymo.tenants FROM %s', owner);
-        END IF;
-    END IF;
-
-    -- The unique key (tenant column, primary key), which also serves as the
-    -- index led by the tenant column.
-    IF att.attnum OPERATOR(pg_catalog.=) ANY (pk_cols) THEN
-        key_cols := pk_cols;
-    ELSE
-        key_cols := ARRAY[att.attnum] OPERATOR(pg_catalog.||) pk_cols;
-    END IF;
-    IF NOT EXISTS (SELECT FROM pg_catalog.pg_constraint con
-                    WHERE con.conrelid OPERATOR(pg_catalog.=) tbl
-                      AND con.contype OPERATOR(pg_catalog.=) ANY ('{p,u}'::"char"[])
-                      AND con.conkey OPERATOR(pg_catalog.@>) key_cols
-                      AND con.conkey OPERATOR(pg_catalog.<@) key_cols) THEN
-        SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.ord)
-          INTO key_list
-          FROM pg_catalog.unnest(key_cols) WITH ORDINALITY AS k(attnum, ord)
-          JOIN pg_catalog.pg_attribute a
-            ON a.attrelid OPERATOR(pg_catalog.=) tbl
-           AND a.attnum OPERATOR(pg_catalog.=) k.attnum;
-        PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
-            'ALTER TABLE %s ADD CONSTRAINT %I UNIQUE (%s)',
-            tbl, prefix OPERATOR(pg_catalog.||) '_tenant_key', key_list));
-    END IF;
+    -- No foreign key to payymo.tenants and no unique key of its own: the
+    -- row trigger stamps only the verified context's tenant, and locks the
+    -- tenant against drop_tenant once per transaction (src/registry.c);
+    -- add_tenant_reference adds the unique key (tenant column, primary key)
+    -- to a table when a reference first points to it.  What remains is an
+    -- index led by the tenant column, for the policy.
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_index i
                     WHERE i.indrelid OPERATOR(pg_catalog.=) tbl
                       AND i.indkey[0] OPERATOR(pg_catalog.=) att.attnum
@@ -494,7 +446,7 @@ END
 $$;
 
 COMMENT ON FUNCTION payymo.enable_tenancy(regclass, name) IS
-'Puts a table under tenancy (tenant column, FORCEd row level security, policy, unique key, index, triggers, registration); idempotent; the caller must own the table';
+'Puts a table under tenancy (tenant column, FORCEd row level security, policy, index led by the tenant column, triggers, registration); idempotent; the caller must own the table';
 
 CREATE FUNCTION payymo._disable_tenancy(tbl regclass)
 RETURNS void
@@ -668,6 +620,23 @@ BEGIN
             USING ERRCODE = 'feature_not_supported',
                   DETAIL = 'Tenant references need built-in column types, and built-in operator classes on the unique indexes of the referenced columns.';
     END IF;
+    -- The unique key the reference points to, made when the first reference
+    -- needs it: (tenant column, primary key), or a unique index already on
+    -- those two columns.
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_index i
+                    WHERE i.indrelid OPERATOR(pg_catalog.=) parent
+                      AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+                      AND i.indnkeyatts OPERATOR(pg_catalog.=) 2
+                      AND ARRAY[i.indkey[0], i.indkey[1]]
+                          OPERATOR(pg_catalog.@>) ARRAY[parent_tenant_attnum, parent_key[1]]) THEN
+        PERFORM payymo._as_table_owner(parent, pg_catalog.format(
+            'ALTER TABLE %s ADD CONSTRAINT %I UNIQUE (%I, %I)', parent,
+            pg_catalog.left((SELECT c.relname::text FROM pg_catalog.pg_class c
+                              WHERE c.oid OPERATOR(pg_catalog.=) parent), 30)
+                OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||)
+                pg_catalog.left(parent_tenant::text, 20) OPERATOR(pg_catalog.||) '_tenant_key',
+            parent_tenant, parent_key_name));
+    END IF;
     -- As the owner, exempt from FORCE (as PostgreSQL's own key checks are),
     -- so that validation sees every tenant's rows and runs the owner's code
     -- (index expressions, operators) with the owner's rights only.
@@ -694,7 +663,7 @@ END
 $$;
 
 COMMENT ON FUNCTION payymo.add_tenant_reference(regclass, name, regclass) IS
-'Adds the foreign key (tenant column, child_column) REFERENCES parent (tenant column, primary key), so a row cannot point at another tenant''s row; the caller must own both tables';
+'Adds the foreign key (tenant column, child_column) REFERENCES parent (tenant column, primary key), and the unique key it needs on parent, so a row cannot point at another tenant''s row; the caller must own both tables';
 
 -- Registered tables (partitioned tables, not their partitions), children
 -- before parents: the longest foreign-key path from a table up to a table

@@ -27,7 +27,9 @@ CREATE TABLE payymo.users (
         CONSTRAINT users_subject_length
         CHECK (pg_catalog.length(subject) OPERATOR(pg_catalog.<=) 255),
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- what session_store's reference points to
+    CONSTRAINT users_tenant_id_tenant_key UNIQUE (tenant_id, id)
 );
 
 -- Emails are unique per tenant, ASCII letters folded whatever the

@@ -108,6 +108,9 @@ extern void payymo_credential_end(PayymoCredentialCall *call, const char *functi
 								  PayymoTenantId tenant, PayymoUserId user,
 								  bool user_is_admin, int32 rate_limit);
 
+/* registry.c: rows under tenancy belong to a tenant that exists */
+extern void payymo_registry_check_write(PayymoTenantId tenant, Relation rel);
+
 /* cursors.c: WITH HOLD cursors must not outlive their tenant context */
 extern void payymo_cursors_init(void);
 extern void payymo_cursors_check_switch(PayymoTenantId tenant);

@@ -3,9 +3,9 @@
  * tenancy.c
  *	  C support for payymo.enable_tenancy() and payymo.disable_tenancy().
  *
- * The work is SECURITY DEFINER (it adds a foreign key to payymo.tenants,
- * which only its owner may reference, and validates references that row
- * level security would hide from the table's owner), so inside it
+ * The work is SECURITY DEFINER (it registers tables in payymo's catalogue,
+ * which only its owner may write, and validates references that row level
+ * security would hide from the table's owner), so inside it
  * current_user is the extension's owner.  The public functions are
  * therefore SECURITY INVOKER wrappers: they call
  * payymo._issue_ticket(), which checks that current_user -- the real

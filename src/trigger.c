@@ -23,6 +23,10 @@
  * error instead of a policy violation.  Errors name the table and column,
  * never a row value or the other tenant's id.
  *
+ * The first row a transaction writes for a tenant also locks the tenant and
+ * checks that it still exists (registry.c): what a foreign key to
+ * payymo.tenants did per row.
+ *
  * With no tenant context the trigger fails closed with 42501, except for a
  * role that row level security does not apply to (superusers, BYPASSRLS)
  * writing a row whose tenant is already given: that is what pg_restore and
@@ -195,6 +199,7 @@ payymo_stamp_tenant(PG_FUNCTION_ARGS)
 	else if (tenant_from_datum(newval, typid) != tenant)
 		refuse_cross_tenant(rel, colname, tenant, false);
 
+	payymo_registry_check_write(tenant, rel);
 	return PointerGetDatum(newtuple);
 }
 
