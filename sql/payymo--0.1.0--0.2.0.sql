@@ -68,6 +68,14 @@ CREATE FUNCTION payymo.tenant_stats(
     OUT statements bigint,
     OUT rows bigint,
     OUT total_exec_time double precision,
+    OUT shared_blks_hit bigint,
+    OUT shared_blks_read bigint,
+    OUT shared_blks_dirtied bigint,
+    OUT shared_blks_written bigint,
+    OUT temp_blks_read bigint,
+    OUT temp_blks_written bigint,
+    OUT wal_records bigint,
+    OUT wal_bytes numeric,
     OUT denied bigint,
     OUT rate_limited bigint,
     OUT last_activity timestamptz)
@@ -83,14 +91,16 @@ GRANT EXECUTE ON FUNCTION payymo.tenant_stats() TO pg_monitor, payymo_admin;
 
 CREATE VIEW payymo.tenant_stats AS
 SELECT s.tenant_id, t.slug, s.statements, s.rows, s.total_exec_time,
-       s.denied, s.rate_limited, s.last_activity
+       s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied,
+       s.shared_blks_written, s.temp_blks_read, s.temp_blks_written,
+       s.wal_records, s.wal_bytes, s.denied, s.rate_limited, s.last_activity
   FROM payymo.tenant_stats() s
   LEFT JOIN payymo.tenants t ON t.id OPERATOR(pg_catalog.=) s.tenant_id
  WHERE s.datid OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
                                         WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database());
 
 COMMENT ON VIEW payymo.tenant_stats IS
-'Per tenant of the current database: top-level statements, rows, total execution time (ms), denied and rate-limited attempts, last activity; pg_monitor, payymo_admin and superusers only';
+'Per tenant of the current database: top-level statements, rows, total execution time (ms), shared and temporary blocks and WAL of those statements, denied and rate-limited attempts, last activity; pg_monitor, payymo_admin and superusers only';
 
 REVOKE ALL ON payymo.tenant_stats FROM PUBLIC;
 GRANT SELECT ON payymo.tenant_stats TO pg_monitor, payymo_admin;
@@ -98,6 +108,57 @@ GRANT SELECT ON payymo.tenant_stats TO pg_monitor, payymo_admin;
 COMMENT ON FUNCTION payymo.tenant_stats_reset(bigint) IS
 'Zeroes the counters in payymo.tenant_stats, of one tenant of the current database or (NULL) all of them; keeps rate-limit buckets; raises 55000 without shared_preload_libraries';
 GRANT EXECUTE ON FUNCTION payymo.tenant_stats_reset(bigint) TO payymo_admin;
+
+-- Storage per tenant and table, for capacity planning and billing.  It reads
+-- every tenant's rows (as the extension's owner, outside row level
+-- security; nothing of the table's code runs: a count grouped by the
+-- integer tenant column), so it is for administrators.  sample_percent < 100
+-- reads that share of each table's pages (TABLESAMPLE SYSTEM): rows are
+-- scaled up, and rows_stderr estimates the standard error from the number
+-- of sampled pages holding the tenant's rows (k): rows * sqrt((1 - q) / k),
+-- q = sample_percent / 100; 0 when every page was read.  bytes is the
+-- tenant's share of rows times the table's size with its indexes and TOAST.
+CREATE FUNCTION payymo.tenant_storage(sample_percent double precision DEFAULT 100)
+RETURNS TABLE (tenant_id bigint, tbl regclass, rows bigint, rows_stderr bigint, bytes bigint)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t record;
+    q double precision := sample_percent OPERATOR(pg_catalog./) 100;
+BEGIN
+    IF sample_percent IS NULL OR NOT (sample_percent OPERATOR(pg_catalog.>) 0
+                                      AND sample_percent OPERATOR(pg_catalog.<=) 100) THEN
+        RAISE EXCEPTION 'sample_percent must be greater than 0 and at most 100'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR t IN SELECT r.relid, r.tenant_column FROM payymo.tenant_tables r
+               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.relid
+              WHERE c.relkind OPERATOR(pg_catalog.=) 'r'
+              ORDER BY r.relid LOOP
+        RETURN QUERY EXECUTE pg_catalog.format(
+            'SELECT s.tenant::pg_catalog.int8, %1$L::pg_catalog.regclass,
+                    pg_catalog.round(s.n OPERATOR(pg_catalog./) $1)::pg_catalog.int8,
+                    pg_catalog.round(s.n OPERATOR(pg_catalog./) $1 OPERATOR(pg_catalog.*)
+                        pg_catalog.sqrt((1 OPERATOR(pg_catalog.-) $1) OPERATOR(pg_catalog./) s.pages))::pg_catalog.int8,
+                    pg_catalog.round(s.n OPERATOR(pg_catalog./) pg_catalog.sum(s.n) OVER ()
+                        OPERATOR(pg_catalog.*) pg_catalog.pg_total_relation_size(%1$L))::pg_catalog.int8
+               FROM (SELECT %2$I AS tenant, pg_catalog.count(*)::float8 AS n,
+                            pg_catalog.count(DISTINCT (ctid::text::point)[0])::float8 AS pages
+                       FROM ONLY %1$s %3$s GROUP BY 1) s',
+            t.relid, t.tenant_column,
+            CASE WHEN q OPERATOR(pg_catalog.<) 1
+                 THEN pg_catalog.format('TABLESAMPLE SYSTEM (%s)', sample_percent) ELSE '' END)
+        USING q;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION payymo.tenant_storage(double precision) IS
+'Rows and bytes per tenant and table under tenancy (leaf tables), exact or from a sample of pages with the standard error of the row count; administrators only';
+
+REVOKE EXECUTE ON FUNCTION payymo.tenant_storage(double precision) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION payymo.tenant_storage(double precision) TO payymo_admin;
 
 -- =========================================================================
 -- Tenancy: tickets that know who may weaken, one definition of an intact
@@ -592,15 +653,15 @@ AS 'MODULE_PATHNAME', 'payymo_orphan_tenants';
 COMMENT ON FUNCTION payymo._orphan_tenants(regclass, name) IS
 'Internal: tenant ids in a table under tenancy that payymo.tenants does not hold (for superusers and payymo_admin; empty for others)';
 
--- drop_tenant's first step: lock the tenant against the transactions
--- writing for it (see src/registry.c), at READ COMMITTED only.
+-- Before drop_tenant's second pass: lock the tenant against the
+-- transactions writing for it (see src/registry.c).
 CREATE FUNCTION payymo._lock_tenant_for_drop(tenant_id bigint)
 RETURNS void
 LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'payymo_lock_tenant_for_drop';
 
 COMMENT ON FUNCTION payymo._lock_tenant_for_drop(bigint) IS
-'Internal: locks a tenant exclusively until the end of the transaction, waiting for the transactions writing rows for it';
+'Internal: locks a tenant''s lock bucket exclusively until the end of the transaction, waiting for the transactions writing rows for its tenants';
 
 REVOKE EXECUTE ON FUNCTION payymo._lock_tenant_for_drop(bigint) FROM PUBLIC;
 
@@ -1236,12 +1297,20 @@ DECLARE
     n bigint;
     total bigint := 0;
     st text;
+    pass integer;
 BEGIN
     IF tenant_id IS NULL OR force IS NULL THEN
         RAISE EXCEPTION 'tenant_id and force must not be null'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    PERFORM payymo._lock_tenant_for_drop(tenant_id);
+    -- Under a transaction snapshot the second pass below would miss rows
+    -- that writers it waited for committed, and they would outlive the tenant.
+    IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+        RAISE EXCEPTION 'payymo.drop_tenant() must run at isolation level READ COMMITTED'
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Under a transaction snapshot it could miss rows that transactions writing for the tenant commit while it waits for them.',
+                  HINT = 'Run it in its own transaction, or after SET TRANSACTION ISOLATION LEVEL READ COMMITTED.';
+    END IF;
     SELECT status INTO st FROM payymo.tenants
      WHERE id OPERATOR(pg_catalog.=) drop_tenant.tenant_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -1256,11 +1325,21 @@ BEGIN
     -- Children before parents: deepest tables in the foreign-key graph first.
     -- Each DELETE runs as the table's owner, under the tenant's context, so
     -- that the table's own triggers never run with this function's rights.
+    -- Two passes: the rows, then -- with the tenant locked against the
+    -- transactions writing for it, which it waits for (src/registry.c) --
+    -- what they committed meanwhile.  The lock, which also holds up the
+    -- writers of the tenants sharing its bucket, is taken late so that it
+    -- is held briefly.
     PERFORM payymo._act_for_tenant(tenant_id);
-    FOR t IN SELECT * FROM payymo.tenant_tables_in_delete_order() LOOP
-        total := total OPERATOR(pg_catalog.+) payymo._as_table_owner(t.relid,
-            pg_catalog.format('DELETE FROM %s WHERE %I OPERATOR(pg_catalog.=) %s',
-                              t.relid, t.tenant_column, tenant_id));
+    FOR pass IN 1..2 LOOP
+        IF pass OPERATOR(pg_catalog.=) 2 THEN
+            PERFORM payymo._lock_tenant_for_drop(tenant_id);
+        END IF;
+        FOR t IN SELECT * FROM payymo.tenant_tables_in_delete_order() LOOP
+            total := total OPERATOR(pg_catalog.+) payymo._as_table_owner(t.relid,
+                pg_catalog.format('DELETE FROM %s WHERE %I OPERATOR(pg_catalog.=) %s',
+                                  t.relid, t.tenant_column, tenant_id));
+        END LOOP;
     END LOOP;
     PERFORM payymo.clear_tenant();
     DELETE FROM payymo.api_key_store k WHERE k.tenant_id OPERATOR(pg_catalog.=) drop_tenant.tenant_id;

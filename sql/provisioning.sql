@@ -423,15 +423,15 @@ $$;
 COMMENT ON FUNCTION payymo.tenant_for_domain(text) IS
 'The tenant and its brand.* settings (as jsonb) for a custom domain; public, sets no context';
 
--- drop_tenant's first step: lock the tenant against the transactions
--- writing for it (see src/registry.c), at READ COMMITTED only.
+-- Before drop_tenant's second pass: lock the tenant against the
+-- transactions writing for it (see src/registry.c).
 CREATE FUNCTION payymo._lock_tenant_for_drop(tenant_id bigint)
 RETURNS void
 LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'payymo_lock_tenant_for_drop';
 
 COMMENT ON FUNCTION payymo._lock_tenant_for_drop(bigint) IS
-'Internal: locks a tenant exclusively until the end of the transaction, waiting for the transactions writing rows for it';
+'Internal: locks a tenant''s lock bucket exclusively until the end of the transaction, waiting for the transactions writing rows for its tenants';
 
 REVOKE EXECUTE ON FUNCTION payymo._lock_tenant_for_drop(bigint) FROM PUBLIC;
 
@@ -445,12 +445,20 @@ DECLARE
     n bigint;
     total bigint := 0;
     st text;
+    pass integer;
 BEGIN
     IF tenant_id IS NULL OR force IS NULL THEN
         RAISE EXCEPTION 'tenant_id and force must not be null'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    PERFORM payymo._lock_tenant_for_drop(tenant_id);
+    -- Under a transaction snapshot the second pass below would miss rows
+    -- that writers it waited for committed, and they would outlive the tenant.
+    IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+        RAISE EXCEPTION 'payymo.drop_tenant() must run at isolation level READ COMMITTED'
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Under a transaction snapshot it could miss rows that transactions writing for the tenant commit while it waits for them.',
+                  HINT = 'Run it in its own transaction, or after SET TRANSACTION ISOLATION LEVEL READ COMMITTED.';
+    END IF;
     SELECT status INTO st FROM payymo.tenants
      WHERE id OPERATOR(pg_catalog.=) drop_tenant.tenant_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -465,11 +473,21 @@ BEGIN
     -- Children before parents: deepest tables in the foreign-key graph first.
     -- Each DELETE runs as the table's owner, under the tenant's context, so
     -- that the table's own triggers never run with this function's rights.
+    -- Two passes: the rows, then -- with the tenant locked against the
+    -- transactions writing for it, which it waits for (src/registry.c) --
+    -- what they committed meanwhile.  The lock, which also holds up the
+    -- writers of the tenants sharing its bucket, is taken late so that it
+    -- is held briefly.
     PERFORM payymo._act_for_tenant(tenant_id);
-    FOR t IN SELECT * FROM payymo.tenant_tables_in_delete_order() LOOP
-        total := total OPERATOR(pg_catalog.+) payymo._as_table_owner(t.relid,
-            pg_catalog.format('DELETE FROM %s WHERE %I OPERATOR(pg_catalog.=) %s',
-                              t.relid, t.tenant_column, tenant_id));
+    FOR pass IN 1..2 LOOP
+        IF pass OPERATOR(pg_catalog.=) 2 THEN
+            PERFORM payymo._lock_tenant_for_drop(tenant_id);
+        END IF;
+        FOR t IN SELECT * FROM payymo.tenant_tables_in_delete_order() LOOP
+            total := total OPERATOR(pg_catalog.+) payymo._as_table_owner(t.relid,
+                pg_catalog.format('DELETE FROM %s WHERE %I OPERATOR(pg_catalog.=) %s',
+                                  t.relid, t.tenant_column, tenant_id));
+        END LOOP;
     END LOOP;
     PERFORM payymo.clear_tenant();
     DELETE FROM payymo.api_key_store k WHERE k.tenant_id OPERATOR(pg_catalog.=) drop_tenant.tenant_id;

@@ -12,15 +12,22 @@
  * drop_tenant may run while a transaction writes.  So, per transaction and
  * tenant,
  *
- *	 - the first row the trigger stamps takes a share lock on the tenant (an
- *	   object lock: classid payymo.tenants, objid the id's low 32 bits,
- *	   objsubid the next 16; it shows in pg_locks as such), held to the end
- *	   of the top transaction, and reads the tenant's row, which must exist;
- *	   the rows after it cost one comparison;
- *	 - drop_tenant takes the same lock exclusively before it deletes: it
- *	   waits for the transactions writing for the tenant, and its deletes
- *	   (READ COMMITTED: a snapshot per statement) see their rows, while
- *	   writers that come later find the tenant gone.
+ *	 - the first row the trigger stamps takes a share lock on the tenant's
+ *	   lock bucket (an object lock: classid payymo.tenants, objid the tenant
+ *	   id modulo TENANT_LOCK_BUCKETS; it shows in pg_locks as such), held to
+ *	   the end of the top transaction, and reads the tenant's row, which
+ *	   must exist; the rows after it cost one comparison;
+ *	 - drop_tenant deletes the tenant's rows, then takes the bucket's lock
+ *	   exclusively and deletes again: it waits for the transactions writing
+ *	   for the tenant, and its second pass (READ COMMITTED: a snapshot per
+ *	   statement) sees what they committed, while writers that come later
+ *	   find the tenant gone.
+ *
+ * Buckets, not one lock per tenant, so that a transaction writing for many
+ * tenants (an administrator's loop under assume_tenant) holds at most
+ * TENANT_LOCK_BUCKETS locks, well inside the lock table; the price is that
+ * drop_tenant's short second pass also waits for, and briefly holds up, the
+ * writers of the tenants sharing its bucket (one in TENANT_LOCK_BUCKETS).
  *
  * Rows that arrive around the trigger -- a superuser's COPY with
  * session_replication_role = replica, or a restore by a role that bypasses
@@ -39,7 +46,6 @@
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
@@ -63,13 +69,15 @@
 PG_FUNCTION_INFO_V1(payymo_lock_tenant_for_drop);
 PG_FUNCTION_INFO_V1(payymo_orphan_tenants);
 
-/* The tenant whose lock this transaction holds in share mode, if any. */
+#define TENANT_LOCK_BUCKETS 1024
+
+/* The tenant this transaction last checked (and holds the bucket of). */
 static LocalTransactionId locked_lxid = InvalidLocalTransactionId;
 static PayymoTenantId locked_tenant = PAYYMO_NO_TENANT;
 
 /*
- * Lock tenant in mode until the end of the top transaction: the lock
- * belongs to the top transaction's resource owner, so rolling back a
+ * Lock tenant's bucket in mode until the end of the top transaction: the
+ * lock belongs to the top transaction's resource owner, so rolling back a
  * subtransaction does not release it under a cached check.
  */
 static void
@@ -83,8 +91,7 @@ lock_tenant(PayymoTenantId tenant, LOCKMODE mode)
 	CurrentResourceOwner = TopTransactionResourceOwner;
 	PG_TRY();
 	{
-		LockDatabaseObject(tenants, (Oid) (uint64) tenant,
-						   (uint16) ((uint64) tenant >> 32), mode);
+		LockDatabaseObject(tenants, (Oid) ((uint64) tenant % TENANT_LOCK_BUCKETS), 0, mode);
 	}
 	PG_FINALLY();
 	{
@@ -119,19 +126,13 @@ payymo_registry_check_write(PayymoTenantId tenant, Relation rel)
 /*
  * payymo._lock_tenant_for_drop(tenant_id bigint) RETURNS void
  *
- * drop_tenant's first step.  Under REPEATABLE READ or SERIALIZABLE its
- * snapshot would miss rows that writers it waited for committed, and they
- * would outlive the tenant, so it is refused there.
+ * Before drop_tenant's second pass (it runs at READ COMMITTED only: under a
+ * transaction snapshot, the pass would miss what the writers it waited for
+ * committed).
  */
 Datum
 payymo_lock_tenant_for_drop(PG_FUNCTION_ARGS)
 {
-	if (IsolationUsesXactSnapshot())
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("payymo.drop_tenant() must run at isolation level READ COMMITTED"),
-				 errdetail("Under a transaction snapshot it could miss rows that transactions writing for the tenant commit while it waits for them."),
-				 errhint("Run it in its own transaction, or after SET TRANSACTION ISOLATION LEVEL READ COMMITTED.")));
 	lock_tenant(PG_GETARG_INT64(0), AccessExclusiveLock);
 	locked_lxid = InvalidLocalTransactionId;
 	PG_RETURN_VOID();

@@ -7,10 +7,11 @@
  *
  * One shared hash table maps (database, tenant id) to a TenantEntry -- tenant
  * ids are per database, as pg_stat_statements keys queries by dbid -- which
- * holds the tenant's counters (top-level statements, rows, execution time, denied and
- * rate-limited attempts, last activity) and its token bucket.  The table
- * lives in shared memory requested from shmem_request_hook, so it exists
- * only when payymo is in shared_preload_libraries; otherwise the SQL
+ * holds the tenant's counters (top-level statements, rows, execution time,
+ * shared and temporary blocks and WAL as pg_stat_statements counts them,
+ * denied and rate-limited attempts, last activity) and its token bucket.
+ * The table lives in shared memory requested from shmem_request_hook, so it
+ * exists only when payymo is in shared_preload_libraries; otherwise the SQL
  * functions raise 55000 and rate limits are not enforced (a WARNING says
  * so once per backend).  The table holds at most payymo.stats_max_tenants
  * entries; when it is full the least recently active 5% are evicted.
@@ -72,8 +73,11 @@
 /* Percentage of entries evicted at once when the table is full. */
 #define EVICT_PERCENT		5
 
-/* Columns of tenant_stats(): 0.1.0 had no datid and showed one database. */
-#define TENANT_STATS_COLS		8
+/*
+ * Columns of tenant_stats(): 0.1.0 had neither datid nor the buffer and WAL
+ * counters, and showed one database.
+ */
+#define TENANT_STATS_COLS		16
 #define TENANT_STATS_COLS_0_1	7
 
 /* Hash key; zeroed before use, so the padding compares equal. */
@@ -92,6 +96,14 @@ typedef struct TenantEntry
 	int64		statements;
 	int64		rows;
 	double		exec_time_ms;
+	int64		shared_blks_hit;	/* buffer and WAL usage of the statements */
+	int64		shared_blks_read;
+	int64		shared_blks_dirtied;
+	int64		shared_blks_written;
+	int64		temp_blks_read;
+	int64		temp_blks_written;
+	int64		wal_records;
+	uint64		wal_bytes;
 	int64		denied;
 	int64		rate_limited;
 	TimestampTz last_activity;
@@ -242,6 +254,14 @@ zero_counters(TenantEntry *entry)
 	entry->statements = 0;
 	entry->rows = 0;
 	entry->exec_time_ms = 0.0;
+	entry->shared_blks_hit = 0;
+	entry->shared_blks_read = 0;
+	entry->shared_blks_dirtied = 0;
+	entry->shared_blks_written = 0;
+	entry->temp_blks_read = 0;
+	entry->temp_blks_written = 0;
+	entry->wal_records = 0;
+	entry->wal_bytes = 0;
 	entry->denied = 0;
 	entry->rate_limited = 0;
 }
@@ -288,7 +308,7 @@ entry_acquire(PayymoTenantId tenant)
 }
 
 static void
-count_statement(PayymoTenantId tenant, double exec_time_ms, uint64 rows)
+count_statement(PayymoTenantId tenant, const Instrumentation *total, uint64 rows)
 {
 	TenantEntry *entry = entry_acquire(tenant);
 
@@ -298,7 +318,15 @@ count_statement(PayymoTenantId tenant, double exec_time_ms, uint64 rows)
 	SpinLockAcquire(&entry->mutex);
 	entry->statements++;
 	entry->rows += rows;
-	entry->exec_time_ms += exec_time_ms;
+	entry->exec_time_ms += total->total * 1000.0;
+	entry->shared_blks_hit += total->bufusage.shared_blks_hit;
+	entry->shared_blks_read += total->bufusage.shared_blks_read;
+	entry->shared_blks_dirtied += total->bufusage.shared_blks_dirtied;
+	entry->shared_blks_written += total->bufusage.shared_blks_written;
+	entry->temp_blks_read += total->bufusage.temp_blks_read;
+	entry->temp_blks_written += total->bufusage.temp_blks_written;
+	entry->wal_records += total->walusage.wal_records;
+	entry->wal_bytes += total->walusage.wal_bytes;
 	entry->last_activity = now;
 	SpinLockRelease(&entry->mutex);
 
@@ -402,7 +430,8 @@ stats_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	{
 		MemoryContext oldcxt = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
 
-		queryDesc->totaltime = InstrAlloc(1, INSTRUMENT_TIMER, false);
+		queryDesc->totaltime = InstrAlloc(1, INSTRUMENT_TIMER | INSTRUMENT_BUFFERS |
+										  INSTRUMENT_WAL, false);
 		MemoryContextSwitchTo(oldcxt);
 	}
 }
@@ -461,8 +490,7 @@ stats_ExecutorEnd(QueryDesc *queryDesc)
 		stats_enabled(nesting_level))
 	{
 		InstrEndLoop(queryDesc->totaltime);
-		count_statement(tenant, queryDesc->totaltime->total * 1000.0,
-						queryDesc->estate->es_processed);
+		count_statement(tenant, queryDesc->totaltime, queryDesc->estate->es_processed);
 	}
 
 	if (prev_ExecutorEnd)
@@ -556,12 +584,14 @@ payymo_stats_init(void)
 
 /*
  * payymo.tenant_stats() RETURNS SETOF record
- *	 (datid, tenant_id, statements, rows, total_exec_time, denied,
- *	  rate_limited, last_activity)
+ *	 (datid, tenant_id, statements, rows, total_exec_time,
+ *	  shared_blks_hit, shared_blks_read, shared_blks_dirtied,
+ *	  shared_blks_written, temp_blks_read, temp_blks_written, wal_records,
+ *	  wal_bytes, denied, rate_limited, last_activity)
  *
  * Every database's entries; the view payymo.tenant_stats shows the current
- * database's.  Installed as 0.1.0 declared it (seven columns, no datid),
- * it returns the current database's entries only.
+ * database's.  Installed as 0.1.0 declared it (seven columns: no datid, no
+ * buffer or WAL counters), it returns the current database's entries only.
  */
 Datum
 payymo_tenant_stats(PG_FUNCTION_ARGS)
@@ -598,6 +628,21 @@ payymo_tenant_stats(PG_FUNCTION_ARGS)
 		values[i++] = Int64GetDatum(copy.statements);
 		values[i++] = Int64GetDatum(copy.rows);
 		values[i++] = Float8GetDatum(copy.exec_time_ms);
+		if (with_datid)
+		{
+			char		wal_bytes[32];
+
+			values[i++] = Int64GetDatum(copy.shared_blks_hit);
+			values[i++] = Int64GetDatum(copy.shared_blks_read);
+			values[i++] = Int64GetDatum(copy.shared_blks_dirtied);
+			values[i++] = Int64GetDatum(copy.shared_blks_written);
+			values[i++] = Int64GetDatum(copy.temp_blks_read);
+			values[i++] = Int64GetDatum(copy.temp_blks_written);
+			values[i++] = Int64GetDatum(copy.wal_records);
+			snprintf(wal_bytes, sizeof(wal_bytes), UINT64_FORMAT, copy.wal_bytes);
+			values[i++] = DirectFunctionCall3(numeric_in, CStringGetDatum(wal_bytes),
+											  ObjectIdGetDatum(0), Int32GetDatum(-1));
+		}
 		values[i++] = Int64GetDatum(copy.denied);
 		values[i++] = Int64GetDatum(copy.rate_limited);
 		values[i++] = TimestampTzGetDatum(copy.last_activity);

@@ -44,6 +44,8 @@ like "$metrics" "^payymo_tenant_denied\\{[^}]*tenant=\"bravo\",tenant_id=\"$BRAV
 like "$metrics" "^payymo_tenant_rows\\{[^}]*tenant=\"alpha\"" "rows are exported"
 like "$metrics" "^payymo_tenant_exec_seconds\\{[^}]*tenant=\"alpha\"" "execution time is exported"
 like "$metrics" "^payymo_tenant_rate_limited\\{[^}]*tenant=\"alpha\"" "rate-limited calls are exported"
+like "$metrics" "^payymo_tenant_shared_blks_hit\\{[^}]*tenant=\"alpha\"" "shared buffer hits are exported"
+like "$metrics" "^payymo_tenant_wal_bytes\\{[^}]*tenant=\"alpha\"" "WAL bytes are exported"
 like "$metrics" "# TYPE payymo_tenant_statements counter" "statements are a counter"
 fp2=$(q -c "SELECT fingerprint FROM payymo.key_status() WHERE version = 2")
 like "$metrics" "^payymo_key_active\\{fingerprint=\"$fp2\",[^}]*version=\"2\"\\} 1$" "key version 2 encrypts, with its fingerprint"

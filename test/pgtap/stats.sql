@@ -9,7 +9,7 @@
 \set QUIET 1
 SET client_min_messages = warning;
 BEGIN;
-SELECT plan(32);
+SELECT plan(37);
 
 -- --- who may read and reset
 SELECT throws_ok('SELECT * FROM payymo.tenant_stats', '42501', NULL,
@@ -79,6 +79,31 @@ SELECT is(payymo_test.admin_value(format(
           'bravo', 'the view names the tenant');
 SELECT is(:stat 'denied + rate_limited', payymo_test.tenant('alpha'))), '0',
           'alpha: nothing denied or rate-limited yet');
+
+-- --- resources, as pg_stat_statements counts them: alpha writes 500 rows
+-- and sorts on disk, bravo only reads
+SELECT payymo_test.admin('SELECT payymo.tenant_stats_reset()');
+\o /dev/null
+SELECT payymo.set_tenant(payymo_test.key('alpha'));
+INSERT INTO app.transactions (bank_connection_id, amount)
+SELECT (SELECT min(id) FROM app.bank_connections), g FROM pg_catalog.generate_series(1, 500) g;
+SET LOCAL work_mem = '64kB';
+SELECT g FROM pg_catalog.generate_series(1, 20000) g ORDER BY g DESC OFFSET 19999;
+RESET work_mem;
+SELECT payymo.set_tenant(payymo_test.key('bravo'));
+SELECT count(*) FROM app.bank_connections;
+SELECT payymo.clear_tenant();
+\o
+SELECT ok((:stat 'wal_records >= 500 AND wal_bytes > 0', payymo_test.tenant('alpha'))))::boolean,
+          'alpha: the WAL of its 500 rows');
+SELECT ok((:stat 'shared_blks_dirtied > 0 AND shared_blks_hit + shared_blks_read > 0', payymo_test.tenant('alpha'))))::boolean,
+          'alpha: the shared blocks it read and dirtied');
+SELECT ok((:stat 'temp_blks_written > 0 AND temp_blks_read > 0', payymo_test.tenant('alpha'))))::boolean,
+          'alpha: the temporary blocks of its sort');
+SELECT ok((:stat 'shared_blks_hit + shared_blks_read > 0', payymo_test.tenant('bravo'))))::boolean,
+          'bravo: the blocks of its read');
+SELECT ok((:stat 'wal_records < 50 AND temp_blks_written = 0', payymo_test.tenant('bravo'))))::boolean,
+          'bravo: none of alpha''s WAL or temporary blocks');
 
 -- --- denied: a refused key whose key id belongs to alpha counts for alpha
 SELECT payymo_test.admin(format(

@@ -3,6 +3,7 @@
 # foreign key to payymo.tenants (src/registry.c): the first write of a
 # transaction locks its tenant and checks it, drop_tenant takes the lock
 # exclusively, and audit() finds rows that arrived around the trigger.
+# Then tenant_storage(), which reads every tenant's rows the same way.
 # Several sessions at once, so a shell test.  Runs against the cluster of
 # test/run.sh, in a database of its own.
 set -uo pipefail
@@ -134,6 +135,24 @@ like "$(admin -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT payymo.drop_
      "must run at isolation level READ COMMITTED" \
      "drop_tenant refuses a transaction snapshot, which would miss rows committed while it waited"
 
+# --- a transaction writing for more tenants than the lock table has room
+# for (max_locks_per_transaction x connections: about 6,400 here) -- an
+# administrator's loop -- holds one lock per bucket, not one per tenant
+out=$(admin >/dev/null -c "SELECT count(*) FROM generate_series(1, 8000) g,
+                                 LATERAL payymo.create_tenant('bulk-' || g, 'Bulk ' || g) c" 2>&1 &&
+      admin -c "DO \$\$ DECLARE t bigint; BEGIN
+                   FOR t IN SELECT id FROM payymo.tenants WHERE slug LIKE 'bulk-%' LOOP
+                       PERFORM payymo.assume_tenant(t);
+                       INSERT INTO shop.accounts (name) VALUES ('bulk');
+                   END LOOP;
+                   RAISE NOTICE 'locks %', (SELECT count(*) FROM pg_locks
+                                             WHERE locktype = 'object' AND pid = pg_backend_pid()
+                                               AND classid = 'payymo.tenants'::regclass);
+               END \$\$" 2>&1)
+like "$out" "NOTICE:  locks (1024|10[01][0-9])$" \
+     "one transaction writes rows for 8,000 tenants, holding at most 1,024 tenant locks"
+is "$(admin -c "SELECT count(*) FROM shop.accounts WHERE name = 'bulk'")" "8000" "and every row is there"
+
 # --- rows that arrive around the trigger: audit() finds them
 admin >/dev/null <<'SQL'
 SET session_replication_role = replica;
@@ -153,6 +172,24 @@ admin -c "DELETE FROM shop.accounts WHERE tenant_id = 777001" \
       -c "DELETE FROM shop.entries WHERE tenant_id = 777002" \
       -c "DELETE FROM shop.events WHERE tenant_id = 777003" >/dev/null
 is "$(admin -c "SELECT count(*) FROM payymo.audit()")" "0" "the fixes audit() gives clear it"
+
+# --- tenant_storage(): rows and bytes per tenant and table, exact or sampled
+admin -c "BEGIN" -c "SELECT payymo.assume_tenant($ONE)" \
+      -c "INSERT INTO shop.accounts (name) SELECT repeat('n', 40) || g FROM generate_series(1, 20000) g" \
+      -c "COMMIT" >/dev/null
+is "$(admin -c "SELECT rows || ' ' || rows_stderr || ' ' || (bytes > 0) FROM payymo.tenant_storage()
+                 WHERE tbl = 'shop.accounts'::regclass AND tenant_id = $ONE")" \
+   "20001 0 true" \
+   "tenant_storage() counts a tenant's rows exactly, with no error, and its share of the bytes"
+est=$(admin -c "SELECT rows || ' ' || rows_stderr FROM payymo.tenant_storage(20)
+                 WHERE tbl = 'shop.accounts'::regclass AND tenant_id = $ONE")
+read -r est_rows est_err <<<"$est"
+ok $(( est_err > 0 && (est_rows - 20001) * (est_rows - 20001) <= 16 * est_err * est_err ? 0 : 1 )) \
+   "a 20 % sample estimates them within four of its standard errors ($est_rows ± $est_err, truth 20001)"
+like "$(client -c "SELECT * FROM payymo.tenant_storage()")" "permission denied" \
+     "tenant_storage() is for administrators"
+like "$(admin -c "SELECT * FROM payymo.tenant_storage(0)")" "sample_percent must be greater than 0" \
+     "a sample of 0 % is refused"
 
 rm -f "$out_file"
 q -c "DROP DATABASE $db" >/dev/null
