@@ -10,6 +10,7 @@ OBJS = \
 	src/context.o \
 	src/cursors.o \
 	src/apikey.o \
+	src/keycache.o \
 	src/keyformat.o \
 	src/events.o \
 	src/stats.o \

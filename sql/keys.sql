@@ -76,6 +76,30 @@ COMMENT ON VIEW payymo.api_keys IS
 REVOKE ALL ON payymo.api_keys FROM PUBLIC;
 GRANT SELECT ON payymo.api_keys TO payymo_admin;
 
+-- Backends cache the keys they verified (src/keycache.c); a committed change
+-- to what verification reads invalidates every backend's cache.  ALWAYS: a
+-- superuser's session_replication_role = replica must not skip it.
+CREATE FUNCTION payymo._key_registry_changed()
+RETURNS trigger
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'payymo_key_registry_changed';
+
+COMMENT ON FUNCTION payymo._key_registry_changed() IS
+'Internal: statement trigger that invalidates the API keys cached by every backend when its transaction commits';
+
+REVOKE EXECUTE ON FUNCTION payymo._key_registry_changed() FROM PUBLIC;
+
+CREATE TRIGGER payymo_key_cache
+    AFTER UPDATE OF key_id, tenant_id, secret_hash, expires_at, revoked_at OR DELETE OR TRUNCATE
+    ON payymo.api_key_store
+    FOR EACH STATEMENT EXECUTE FUNCTION payymo._key_registry_changed();
+ALTER TABLE payymo.api_key_store ENABLE ALWAYS TRIGGER payymo_key_cache;
+CREATE TRIGGER payymo_key_cache
+    AFTER UPDATE OF id, status, rate_limit_per_second OR DELETE OR TRUNCATE
+    ON payymo.tenants
+    FOR EACH STATEMENT EXECUTE FUNCTION payymo._key_registry_changed();
+ALTER TABLE payymo.tenants ENABLE ALWAYS TRIGGER payymo_key_cache;
+
 -- Not SECURITY DEFINER: it reads the key and tenant rows through their
 -- primary-key indexes in C (src/apikey.c), which checks no table privileges.
 CREATE FUNCTION payymo.set_tenant(api_key text, is_local boolean DEFAULT true)

@@ -212,18 +212,19 @@ payymo_read_tenant(PayymoTenantId tenant, PayymoTenantRow *row)
  * locked.  Never where the write could fail a valid call: in a read-only
  * transaction, on a standby, or under REPEATABLE READ or SERIALIZABLE,
  * where a row another session touched after the snapshot would raise a
- * serialization failure.
+ * serialization failure.  Whether a row was written.
  */
-void
+bool
 payymo_touch_row(Oid owner, SPIPlanPtr *plan, const char *update, Datum id)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Oid			save_userid;
 	int			save_sec_context;
 	int			ret;
+	bool		written;
 
 	if (XactReadOnly || RecoveryInProgress() || IsolationUsesXactSnapshot())
-		return;
+		return false;
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -240,43 +241,58 @@ payymo_touch_row(Oid owner, SPIPlanPtr *plan, const char *update, Datum id)
 	ret = SPI_execute_plan(*plan, &id, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+	written = SPI_processed > 0;
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return written;
 }
 
 /* What verification reads of a key's row. */
 typedef struct KeyRow
 {
 	bool		key_id_matches; /* the row is the presented key id's */
-	PayymoTenantId tenant;
 	unsigned char hash[KEY_HASH_BYTES];
-	bool		usable;			/* neither revoked nor expired */
-	bool		stale;			/* last_used_at is due for an update */
+	bool		revoked;
+	PayymoCachedKey key;		/* tenant, expiry, last use */
 } KeyRow;
 
 static void
-read_key_row(HeapTuple tup, TupleDesc desc, const char *key_id, TimestampTz now,
-			 KeyRow *row)
+read_key_row(HeapTuple tup, TupleDesc desc, const char *key_id, KeyRow *row)
 {
 	bool		isnull;
 	text	   *id = DatumGetTextPP(heap_getattr(tup, STORE_KEY_ID, desc, &isnull));
 	bytea	   *hash;
-	Datum		expires;
-	Datum		last_used;
-	bool		expires_null;
+	Datum		value;
 
 	row->key_id_matches = VARSIZE_ANY_EXHDR(id) == KEY_ID_CHARS &&
 		memcmp(VARDATA_ANY(id), key_id, KEY_ID_CHARS) == 0;
-	row->tenant = DatumGetInt64(heap_getattr(tup, STORE_TENANT_ID, desc, &isnull));
+	row->key.tenant = DatumGetInt64(heap_getattr(tup, STORE_TENANT_ID, desc, &isnull));
 	hash = DatumGetByteaPP(heap_getattr(tup, STORE_SECRET_HASH, desc, &isnull));
 	if (VARSIZE_ANY_EXHDR(hash) == KEY_HASH_BYTES)
 		memcpy(row->hash, VARDATA_ANY(hash), KEY_HASH_BYTES);
 	(void) heap_getattr(tup, STORE_REVOKED_AT, desc, &isnull);
-	expires = heap_getattr(tup, STORE_EXPIRES_AT, desc, &expires_null);
-	row->usable = isnull && (expires_null || DatumGetTimestampTz(expires) > now);
-	last_used = heap_getattr(tup, STORE_LAST_USED_AT, desc, &isnull);
-	row->stale = isnull ||
-		DatumGetTimestampTz(last_used) < now - LAST_USED_GRANULARITY_SECS * USECS_PER_SEC;
+	row->revoked = !isnull;
+	value = heap_getattr(tup, STORE_EXPIRES_AT, desc, &isnull);
+	row->key.expires_at = isnull ? DT_NOEND : DatumGetTimestampTz(value);
+	value = heap_getattr(tup, STORE_LAST_USED_AT, desc, &isnull);
+	row->key.last_used_at = isnull ? DT_NOBEGIN : DatumGetTimestampTz(value);
+}
+
+/* Record the use of a key whose last_used_at is due, at most once a minute. */
+static void
+touch_if_due(const char *key, Oid store_owner, TimestampTz last_used_at, TimestampTz now)
+{
+	if (last_used_at >= now - LAST_USED_GRANULARITY_SECS * USECS_PER_SEC)
+		return;
+	if (payymo_touch_row(store_owner, &touch_plan,
+						 "UPDATE payymo.api_key_store SET last_used_at = pg_catalog.now()"
+						 " WHERE key_id OPERATOR(pg_catalog.=) ("
+						 "   SELECT key_id FROM payymo.api_key_store"
+						 "    WHERE key_id OPERATOR(pg_catalog.=) $1"
+						 "    FOR UPDATE SKIP LOCKED)",
+						 PointerGetDatum(cstring_to_text_with_len(key + KEY_ID_OFFSET,
+																  KEY_ID_CHARS))))
+		payymo_keycache_touched(key, now);
 }
 
 /*
@@ -290,7 +306,9 @@ read_key_row(HeapTuple tup, TupleDesc desc, const char *key_id, TimestampTz now,
  * REPEATABLE READ transaction that started before it.  This is the hot path
  * of every request, so it reads the primary-key indexes directly instead of
  * planning a query through SPI; that also means set_tenant() needs no
- * SECURITY DEFINER to read tables the client may not.
+ * SECURITY DEFINER to read tables the client may not.  A key this backend
+ * verified since the last change to keys or tenants is not read again
+ * (keycache.c).
  */
 static PayymoTenantId
 verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit)
@@ -299,15 +317,29 @@ verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit)
 	KeyRow		row = {0};
 	PayymoTenantId tenant;
 	TimestampTz now = GetCurrentTimestamp();
-	Datum		key_id = PointerGetDatum(cstring_to_text_with_len(key + KEY_ID_OFFSET, KEY_ID_CHARS));
+	uint64		generation = payymo_keycache_generation();
+	Datum		key_id;
 	Oid			pkey;
-	Relation	store = open_key_store(&pkey);
-	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	Relation	store;
+	Snapshot	snapshot;
 	SysScanDesc scan;
 	HeapTuple	tup;
-	PayymoTenantRow	tenant_row = {0};
+	PayymoTenantRow tenant_row = {0};
 
 	payymo_apikey_hash(key, presented);
+	if (payymo_keycache_lookup(key, presented, now, &row.key))
+	{
+		sodium_memzero(presented, sizeof(presented));
+		*owner = row.key.tenant;
+		*rate_limit = row.key.rate_limit;
+		if (row.key.last_used_at < now - LAST_USED_GRANULARITY_SECS * USECS_PER_SEC)
+		{
+			store = open_key_store(&pkey);
+			touch_if_due(key, store->rd_rel->relowner, row.key.last_used_at, now);
+			table_close(store, AccessShareLock);
+		}
+		return row.key.tenant;
+	}
 
 	/*
 	 * The first row whose key id is not below the presented one: the key's
@@ -315,38 +347,38 @@ verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit)
 	 * same and then ignored -- one index descent and one row read either
 	 * way, so the time taken does not tell whether a key id exists.
 	 */
+	key_id = PointerGetDatum(cstring_to_text_with_len(key + KEY_ID_OFFSET, KEY_ID_CHARS));
+	store = open_key_store(&pkey);
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	tup = payymo_fetch_by_pkey(store, pkey, BTGreaterEqualStrategyNumber, F_TEXT_GE,
 						DEFAULT_COLLATION_OID, key_id, snapshot, &scan);
 	if (HeapTupleIsValid(tup))
-		read_key_row(tup, RelationGetDescr(store), key + KEY_ID_OFFSET, now, &row);
+		read_key_row(tup, RelationGetDescr(store), key + KEY_ID_OFFSET, &row);
 	systable_endscan(scan);
 	UnregisterSnapshot(snapshot);
 	if (!row.key_id_matches)
-		sodium_memzero(&row, sizeof(row));
+		memset(&row, 0, sizeof(row));
 
 	/* The secret decides first; an unknown key id compares with zeros. */
 	tenant = sodium_memcmp(presented, row.hash, KEY_HASH_BYTES) == 0 ?
-		row.tenant : PAYYMO_NO_TENANT;
+		row.key.tenant : PAYYMO_NO_TENANT;
 	*owner = tenant;
-	sodium_memzero(presented, sizeof(presented));
-	sodium_memzero(row.hash, sizeof(row.hash));
 
 	if (tenant != PAYYMO_NO_TENANT)
 	{
 		if (!payymo_read_tenant(tenant, &tenant_row))
 			tenant_row.active = false;
-		*rate_limit = tenant_row.rate_limit;
-		if (!row.usable || !tenant_row.active)
+		*rate_limit = row.key.rate_limit = tenant_row.rate_limit;
+		if (row.revoked || row.key.expires_at <= now || !tenant_row.active)
 			tenant = PAYYMO_NO_TENANT;
-		else if (row.stale)
-			payymo_touch_row(store->rd_rel->relowner, &touch_plan,
-							 "UPDATE payymo.api_key_store SET last_used_at = pg_catalog.now()"
-							 " WHERE key_id OPERATOR(pg_catalog.=) ("
-							 "   SELECT key_id FROM payymo.api_key_store"
-							 "    WHERE key_id OPERATOR(pg_catalog.=) $1"
-							 "    FOR UPDATE SKIP LOCKED)",
-							 key_id);
+		else
+		{
+			payymo_keycache_store(key, presented, generation, &row.key);
+			touch_if_due(key, store->rd_rel->relowner, row.key.last_used_at, now);
+		}
 	}
+	sodium_memzero(presented, sizeof(presented));
+	sodium_memzero(row.hash, sizeof(row.hash));
 
 	table_close(store, AccessShareLock);
 	return tenant;

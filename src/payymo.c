@@ -38,6 +38,7 @@ _PG_init(void)
 	payymo_crypto_init();
 	payymo_throttle_init();
 	payymo_users_init();
+	payymo_keycache_init();
 
 	MarkGUCPrefixReserved("payymo");
 }

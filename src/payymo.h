@@ -23,6 +23,7 @@
 
 #include "access/genam.h"
 #include "access/stratnum.h"
+#include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "storage/proc.h"
@@ -90,7 +91,7 @@ extern HeapTuple payymo_fetch_by_pkey(Relation rel, Oid pkey, StrategyNumber str
 									  RegProcedure proc, Oid collation, Datum value,
 									  Snapshot snapshot, SysScanDesc *scan);
 extern bool payymo_read_tenant(PayymoTenantId tenant, PayymoTenantRow *row);
-extern void payymo_touch_row(Oid owner, SPIPlanPtr *plan, const char *update, Datum id);
+extern bool payymo_touch_row(Oid owner, SPIPlanPtr *plan, const char *update, Datum id);
 extern void payymo_hide_statement_push(ErrorContextCallback *cb);
 extern void payymo_warn_if_statement_scoped(const char *function, bool is_local);
 extern void payymo_require_not_null(FunctionCallInfo fcinfo, int argno, const char *name);
@@ -107,6 +108,23 @@ extern void payymo_credential_begin(FunctionCallInfo fcinfo, PayymoCredentialCal
 extern void payymo_credential_end(PayymoCredentialCall *call, const char *function,
 								  PayymoTenantId tenant, PayymoUserId user,
 								  bool user_is_admin, int32 rate_limit);
+
+/* keycache.c: verified API keys, invalidated through shared memory */
+typedef struct PayymoCachedKey
+{
+	PayymoTenantId tenant;
+	TimestampTz expires_at;		/* DT_NOEND: never */
+	TimestampTz last_used_at;
+	int32		rate_limit;
+} PayymoCachedKey;
+
+extern void payymo_keycache_init(void);
+extern uint64 payymo_keycache_generation(void);
+extern bool payymo_keycache_lookup(const char *key, const unsigned char *presented,
+								   TimestampTz now, PayymoCachedKey *out);
+extern void payymo_keycache_store(const char *key, const unsigned char *hash,
+								  uint64 generation, const PayymoCachedKey *entry);
+extern void payymo_keycache_touched(const char *key, TimestampTz now);
 
 /* registry.c: rows under tenancy belong to a tenant that exists */
 extern void payymo_registry_check_write(PayymoTenantId tenant, Relation rel);

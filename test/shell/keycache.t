@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The per-backend cache of verified API keys (src/keycache.c): every change
+# that must refuse a key refuses it at once in a backend that has it
+# cached.  Each case: a client session verifies a fresh key twice (the
+# second time from its cache), an administrator changes something in
+# another session, and the client's next set_tenant must see it.  Runs
+# against the cluster of test/run.sh (payymo preloaded) and database
+# payymo_test with its fixtures.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+. test/lib.sh
+. test/shell/tap.sh
+
+db=payymo_test
+admin() { q -d "$db" "$@" 2>&1; }
+client() { psql -X -q -A -t -d "$db" -U payymo_client "$@" 2>&1; }
+tenant=$(admin -c "SELECT tenant_id FROM payymo.create_tenant('keycache-t', 'Keycache T')")
+
+# cached_then KEY ADMIN_SQL [CALLS]: the client verifies KEY twice, the
+# administrator runs ADMIN_SQL, then the client calls set_tenant CALLS
+# times (default 1) in the same session; prints the client's output.
+cached_then() {
+    local out; out=$(mktemp)
+    { echo "SELECT payymo.set_tenant('$1', false);"; echo "SELECT payymo.set_tenant('$1', false);"
+      sleep 1.5
+      for _ in $(seq "${3:-1}"); do echo "SELECT payymo.set_tenant('$1', false);"; done
+    } | client -v ON_ERROR_STOP=0 >"$out" &
+    sleep 0.7
+    admin -c "$2" >/dev/null
+    wait
+    sed 's/^psql:<stdin>:[0-9]*: //' "$out"; rm -f "$out"
+}
+new_key() { admin -c "SELECT payymo.issue_api_key($tenant, 'keycache', ${1:-NULL})"; }
+id_of() { cut -d_ -f2 <<<"$1"; }
+
+# Control: without the invalidation trigger a revocation is not seen, so
+# the cache is in use and the cases below test its invalidation.
+# (The trigger is put back as the installation made it.)
+key=$(new_key)
+enabled=$(admin -c "SELECT CASE tgenabled WHEN 'A' THEN 'ENABLE ALWAYS' ELSE 'ENABLE' END FROM pg_trigger
+                     WHERE tgrelid = 'payymo.api_key_store'::regclass AND tgname = 'payymo_key_cache'")
+out=$(cached_then "$key" "ALTER TABLE payymo.api_key_store DISABLE TRIGGER payymo_key_cache;
+                         SELECT payymo.revoke_api_key('$(id_of "$key")');
+                         ALTER TABLE payymo.api_key_store $enabled TRIGGER payymo_key_cache")
+is "$out" "$tenant
+$tenant
+$tenant" "control: with the invalidation trigger disabled, a key revoked meanwhile is still taken from the cache"
+is "$(client -c "SELECT payymo.set_tenant('$key')")" "ERROR:  invalid API key" \
+   "control: a new session reads the revocation"
+
+refused() {   # refused LABEL ADMIN_SQL_WITH_@ID@ [KEY_EXPIRY]
+    local key out
+    key=$(new_key "${3:-NULL}")
+    out=$(cached_then "$key" "${2//@ID@/$(id_of "$key")}")
+    is "$out" "$tenant
+$tenant
+ERROR:  invalid API key" "a cached key is refused at once after $1"
+}
+refused "revoke_api_key" "SELECT payymo.revoke_api_key('@ID@')"
+refused "an expiry set in the table" \
+    "UPDATE payymo.api_key_store SET expires_at = now() WHERE key_id = '@ID@'"
+refused "the key's row was deleted" "DELETE FROM payymo.api_key_store WHERE key_id = '@ID@'"
+refused "a revocation written with session_replication_role = replica" \
+    "SET session_replication_role = replica;
+     UPDATE payymo.api_key_store SET revoked_at = now() WHERE key_id = '@ID@'"
+refused "its tenant was suspended" "SELECT payymo.suspend_tenant($tenant)"
+admin -c "SELECT payymo.resume_tenant($tenant)" >/dev/null
+
+# An expiry that just arrives: no change to invalidate on.
+key=$(new_key "now() + interval '1 second'")
+out=$(cached_then "$key" "SELECT pg_sleep(0.5)")
+is "$out" "$tenant
+$tenant
+ERROR:  invalid API key" "a cached key is refused once its expiry passes"
+
+# A new rate limit applies at once.
+key=$(new_key)
+out=$(cached_then "$key" "UPDATE payymo.tenants SET rate_limit_per_second = 1 WHERE id = $tenant" 3)
+like "$out" "rate limit exceeded for tenant" "a rate limit set while the key is cached applies at once"
+admin -c "UPDATE payymo.tenants SET rate_limit_per_second = NULL WHERE id = $tenant" >/dev/null
+
+# The cache answers only the right secret: a forged key with the cached
+# key's id and a valid checksum is refused, in the session that cached it.
+key=$(new_key)
+forged=$(test/forge_key.py "$(id_of "$key")")
+is "$(client -c "SELECT payymo.set_tenant('$key', false)" -c "SELECT payymo.set_tenant('$forged', false)")" \
+   "$tenant
+ERROR:  invalid API key" "a forged secret for a cached key id is refused"
+
+# A transaction sees its own revocation before it commits.
+key=$(new_key)
+is "$(admin -c "SELECT payymo.set_tenant('$key', false)" -c "BEGIN" \
+            -c "SELECT payymo.revoke_api_key('$(id_of "$key")')" \
+            -c "SELECT payymo.set_tenant('$key', false)" -c "ROLLBACK" | tr '\n' ' ')" \
+   "$tenant t ERROR:  invalid API key " \
+   "a session that cached a key and revokes it refuses it in the same transaction"
+
+# COMMIT PREPARED would run in another backend, without the invalidation.
+key=$(new_key)
+like "$(admin -c "BEGIN" -c "SELECT payymo.revoke_api_key('$(id_of "$key")')" -c "PREPARE TRANSACTION 'keycache'")" \
+     "cannot PREPARE a transaction that changed payymo's API keys or tenants" \
+     "a transaction that revokes a key cannot be prepared"
+
+# Dropping the tenant: its keys go with it.
+key=$(new_key)
+out=$(cached_then "$key" "SELECT payymo.drop_tenant($tenant, true)")
+is "$out" "$tenant
+$tenant
+ERROR:  invalid API key" "a cached key is refused at once after drop_tenant"
+
+done_testing
