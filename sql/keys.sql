@@ -77,28 +77,35 @@ REVOKE ALL ON payymo.api_keys FROM PUBLIC;
 GRANT SELECT ON payymo.api_keys TO payymo_admin;
 
 -- Backends cache the keys they verified (src/keycache.c); a committed change
--- to what verification reads invalidates every backend's cache.  ALWAYS: a
--- superuser's session_replication_role = replica must not skip it.
+-- to what verification reads invalidates every backend's cache.  Row
+-- triggers, ALWAYS: a superuser's session_replication_role = replica and
+-- logical replication's apply workers must not skip them.
 CREATE FUNCTION payymo._key_registry_changed()
 RETURNS trigger
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'payymo_key_registry_changed';
 
 COMMENT ON FUNCTION payymo._key_registry_changed() IS
-'Internal: statement trigger that invalidates the API keys cached by every backend when its transaction commits';
+'Internal: trigger that invalidates the API keys cached by every backend when its transaction commits';
 
 REVOKE EXECUTE ON FUNCTION payymo._key_registry_changed() FROM PUBLIC;
 
 CREATE TRIGGER payymo_key_cache
-    AFTER UPDATE OF key_id, tenant_id, secret_hash, expires_at, revoked_at OR DELETE OR TRUNCATE
+    BEFORE UPDATE OF key_id, tenant_id, secret_hash, expires_at, revoked_at OR DELETE
     ON payymo.api_key_store
+    FOR EACH ROW EXECUTE FUNCTION payymo._key_registry_changed();
+CREATE TRIGGER payymo_key_cache_truncate BEFORE TRUNCATE ON payymo.api_key_store
+    FOR EACH STATEMENT EXECUTE FUNCTION payymo._key_registry_changed();
+CREATE TRIGGER payymo_key_cache
+    BEFORE UPDATE OF id, status, rate_limit_per_second OR DELETE
+    ON payymo.tenants
+    FOR EACH ROW EXECUTE FUNCTION payymo._key_registry_changed();
+CREATE TRIGGER payymo_key_cache_truncate BEFORE TRUNCATE ON payymo.tenants
     FOR EACH STATEMENT EXECUTE FUNCTION payymo._key_registry_changed();
 ALTER TABLE payymo.api_key_store ENABLE ALWAYS TRIGGER payymo_key_cache;
-CREATE TRIGGER payymo_key_cache
-    AFTER UPDATE OF id, status, rate_limit_per_second OR DELETE OR TRUNCATE
-    ON payymo.tenants
-    FOR EACH STATEMENT EXECUTE FUNCTION payymo._key_registry_changed();
+ALTER TABLE payymo.api_key_store ENABLE ALWAYS TRIGGER payymo_key_cache_truncate;
 ALTER TABLE payymo.tenants ENABLE ALWAYS TRIGGER payymo_key_cache;
+ALTER TABLE payymo.tenants ENABLE ALWAYS TRIGGER payymo_key_cache_truncate;
 
 -- Not SECURITY DEFINER: it reads the key and tenant rows through their
 -- primary-key indexes in C (src/apikey.c), which checks no table privileges.

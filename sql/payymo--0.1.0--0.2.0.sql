@@ -56,28 +56,35 @@ GRANT EXECUTE ON FUNCTION payymo.reencrypt_token_batch(regclass, name, text, nam
 GRANT EXECUTE ON PROCEDURE payymo.rotate_token_column(regclass, name, text, name, integer) TO payymo_admin;
 
 -- Backends cache the keys they verified (src/keycache.c); a committed change
--- to what verification reads invalidates every backend's cache.  ALWAYS: a
--- superuser's session_replication_role = replica must not skip it.
+-- to what verification reads invalidates every backend's cache.  Row
+-- triggers, ALWAYS: a superuser's session_replication_role = replica and
+-- logical replication's apply workers must not skip them.
 CREATE FUNCTION payymo._key_registry_changed()
 RETURNS trigger
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'payymo_key_registry_changed';
 
 COMMENT ON FUNCTION payymo._key_registry_changed() IS
-'Internal: statement trigger that invalidates the API keys cached by every backend when its transaction commits';
+'Internal: trigger that invalidates the API keys cached by every backend when its transaction commits';
 
 REVOKE EXECUTE ON FUNCTION payymo._key_registry_changed() FROM PUBLIC;
 
 CREATE TRIGGER payymo_key_cache
-    AFTER UPDATE OF key_id, tenant_id, secret_hash, expires_at, revoked_at OR DELETE OR TRUNCATE
+    BEFORE UPDATE OF key_id, tenant_id, secret_hash, expires_at, revoked_at OR DELETE
     ON payymo.api_key_store
+    FOR EACH ROW EXECUTE FUNCTION payymo._key_registry_changed();
+CREATE TRIGGER payymo_key_cache_truncate BEFORE TRUNCATE ON payymo.api_key_store
+    FOR EACH STATEMENT EXECUTE FUNCTION payymo._key_registry_changed();
+CREATE TRIGGER payymo_key_cache
+    BEFORE UPDATE OF id, status, rate_limit_per_second OR DELETE
+    ON payymo.tenants
+    FOR EACH ROW EXECUTE FUNCTION payymo._key_registry_changed();
+CREATE TRIGGER payymo_key_cache_truncate BEFORE TRUNCATE ON payymo.tenants
     FOR EACH STATEMENT EXECUTE FUNCTION payymo._key_registry_changed();
 ALTER TABLE payymo.api_key_store ENABLE ALWAYS TRIGGER payymo_key_cache;
-CREATE TRIGGER payymo_key_cache
-    AFTER UPDATE OF id, status, rate_limit_per_second OR DELETE OR TRUNCATE
-    ON payymo.tenants
-    FOR EACH STATEMENT EXECUTE FUNCTION payymo._key_registry_changed();
+ALTER TABLE payymo.api_key_store ENABLE ALWAYS TRIGGER payymo_key_cache_truncate;
 ALTER TABLE payymo.tenants ENABLE ALWAYS TRIGGER payymo_key_cache;
+ALTER TABLE payymo.tenants ENABLE ALWAYS TRIGGER payymo_key_cache_truncate;
 
 -- =========================================================================
 -- Statistics: keyed by database and tenant
@@ -133,50 +140,16 @@ COMMENT ON FUNCTION payymo.tenant_stats_reset(bigint) IS
 'Zeroes the counters in payymo.tenant_stats, of one tenant of the current database or (NULL) all of them; keeps rate-limit buckets; raises 55000 without shared_preload_libraries';
 GRANT EXECUTE ON FUNCTION payymo.tenant_stats_reset(bigint) TO payymo_admin;
 
--- Storage per tenant and table, for capacity planning and billing.  It reads
--- every tenant's rows (as the extension's owner, outside row level
--- security; nothing of the table's code runs: a count grouped by the
--- integer tenant column), so it is for administrators.  sample_percent < 100
--- reads that share of each table's pages (TABLESAMPLE SYSTEM): rows are
--- scaled up, and rows_stderr estimates the standard error from the number
--- of sampled pages holding the tenant's rows (k): rows * sqrt((1 - q) / k),
--- q = sample_percent / 100; 0 when every page was read.  bytes is the
--- tenant's share of rows times the table's size with its indexes and TOAST.
+-- Storage per tenant and table, for capacity planning and billing
+-- (src/registry.c): rows and bytes, counted or from a sample of pages with
+-- the standard error of each count.  It reads every tenant's rows, each
+-- table as its owner (exempt from FORCE, in a security-restricted
+-- operation), so it is for administrators.
 CREATE FUNCTION payymo.tenant_storage(sample_percent double precision DEFAULT 100)
 RETURNS TABLE (tenant_id bigint, tbl regclass, rows bigint, rows_stderr bigint, bytes bigint)
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    t record;
-    q double precision := sample_percent OPERATOR(pg_catalog./) 100;
-BEGIN
-    IF sample_percent IS NULL OR NOT (sample_percent OPERATOR(pg_catalog.>) 0
-                                      AND sample_percent OPERATOR(pg_catalog.<=) 100) THEN
-        RAISE EXCEPTION 'sample_percent must be greater than 0 and at most 100'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    FOR t IN SELECT r.relid, r.tenant_column FROM payymo.tenant_tables r
-               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.relid
-              WHERE c.relkind OPERATOR(pg_catalog.=) 'r'
-              ORDER BY r.relid LOOP
-        RETURN QUERY EXECUTE pg_catalog.format(
-            'SELECT s.tenant::pg_catalog.int8, %1$L::pg_catalog.regclass,
-                    pg_catalog.round(s.n OPERATOR(pg_catalog./) $1)::pg_catalog.int8,
-                    pg_catalog.round(s.n OPERATOR(pg_catalog./) $1 OPERATOR(pg_catalog.*)
-                        pg_catalog.sqrt((1 OPERATOR(pg_catalog.-) $1) OPERATOR(pg_catalog./) s.pages))::pg_catalog.int8,
-                    pg_catalog.round(s.n OPERATOR(pg_catalog./) pg_catalog.sum(s.n) OVER ()
-                        OPERATOR(pg_catalog.*) pg_catalog.pg_total_relation_size(%1$L))::pg_catalog.int8
-               FROM (SELECT %2$I AS tenant, pg_catalog.count(*)::float8 AS n,
-                            pg_catalog.count(DISTINCT (ctid::text::point)[0])::float8 AS pages
-                       FROM ONLY %1$s %3$s GROUP BY 1) s',
-            t.relid, t.tenant_column,
-            CASE WHEN q OPERATOR(pg_catalog.<) 1
-                 THEN pg_catalog.format('TABLESAMPLE SYSTEM (%s)', sample_percent) ELSE '' END)
-        USING q;
-    END LOOP;
-END
-$$;
+AS 'MODULE_PATHNAME', 'payymo_tenant_storage';
 
 COMMENT ON FUNCTION payymo.tenant_storage(double precision) IS
 'Rows and bytes per tenant and table under tenancy (leaf tables), exact or from a sample of pages with the standard error of the row count; administrators only';
@@ -312,6 +285,7 @@ DECLARE
     pk_cols int2[];
     part regclass;
     pol record;
+    orphan record;
 BEGIN
     -- The ticket first: an error below must not leave it unconsumed.
     PERFORM payymo._take_ticket(tbl, NULL);
@@ -397,6 +371,11 @@ BEGIN
         PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
             'ALTER TABLE %s ALTER COLUMN %I SET DEFAULT payymo.current_tenant()',
             tbl, tenant_column));
+        -- What the row trigger checks for every write: the tenant exists
+        -- (a session context can outlive drop_tenant), locked against it.
+        IF pg_catalog.current_setting('payymo.tenant_id') OPERATOR(pg_catalog.<>) '' THEN
+            PERFORM payymo._check_tenant_for_write(payymo.current_tenant(), tbl);
+        END IF;
         PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
             'UPDATE %s SET %I = payymo.current_tenant()', tbl, tenant_column));
         PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
@@ -430,6 +409,19 @@ BEGIN
 
     PERFORM payymo._protect_relation(tbl, tenant_column, NULL);
     PERFORM payymo._cover_partitions(tbl);
+
+    -- Rows already there must belong to tenants that exist: a tenant
+    -- created later with such an id would get them.
+    SELECT r.relid, o.tenant_id INTO orphan
+      FROM payymo.tenant_tables r,
+           LATERAL payymo._orphan_tenants(r.relid, r.tenant_column) o(tenant_id)
+     WHERE r.relid OPERATOR(pg_catalog.=) tbl OR r.root OPERATOR(pg_catalog.=) tbl
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'table % has rows of tenant %, which does not exist', orphan.relid, orphan.tenant_id
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = 'Create the tenant first (payymo.create_tenant(..., tenant_id => ...)), or delete those rows.';
+    END IF;
 END
 $$;
 
@@ -676,6 +668,17 @@ AS 'MODULE_PATHNAME', 'payymo_orphan_tenants';
 
 COMMENT ON FUNCTION payymo._orphan_tenants(regclass, name) IS
 'Internal: tenant ids in a table under tenancy that payymo.tenants does not hold (for superusers and payymo_admin; empty for others)';
+
+-- enable_tenancy's back-fill checks the tenant as the row trigger does.
+CREATE FUNCTION payymo._check_tenant_for_write(tenant_id bigint, tbl regclass)
+RETURNS void
+LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'payymo_check_tenant_for_write';
+
+COMMENT ON FUNCTION payymo._check_tenant_for_write(bigint, regclass) IS
+'Internal: locks a tenant for writing and checks that it exists, as the row trigger does';
+
+REVOKE EXECUTE ON FUNCTION payymo._check_tenant_for_write(bigint, regclass) FROM PUBLIC;
 
 -- Before drop_tenant's second pass: lock the tenant against the
 -- transactions writing for it (see src/registry.c).

@@ -423,6 +423,17 @@ $$;
 COMMENT ON FUNCTION payymo.tenant_for_domain(text) IS
 'The tenant and its brand.* settings (as jsonb) for a custom domain; public, sets no context';
 
+-- enable_tenancy's back-fill checks the tenant as the row trigger does.
+CREATE FUNCTION payymo._check_tenant_for_write(tenant_id bigint, tbl regclass)
+RETURNS void
+LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'payymo_check_tenant_for_write';
+
+COMMENT ON FUNCTION payymo._check_tenant_for_write(bigint, regclass) IS
+'Internal: locks a tenant for writing and checks that it exists, as the row trigger does';
+
+REVOKE EXECUTE ON FUNCTION payymo._check_tenant_for_write(bigint, regclass) FROM PUBLIC;
+
 -- Before drop_tenant's second pass: lock the tenant against the
 -- transactions writing for it (see src/registry.c).
 CREATE FUNCTION payymo._lock_tenant_for_drop(tenant_id bigint)

@@ -58,50 +58,16 @@ COMMENT ON FUNCTION payymo.tenant_stats_reset(bigint) IS
 REVOKE EXECUTE ON FUNCTION payymo.tenant_stats_reset(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION payymo.tenant_stats_reset(bigint) TO payymo_admin;
 
--- Storage per tenant and table, for capacity planning and billing.  It reads
--- every tenant's rows (as the extension's owner, outside row level
--- security; nothing of the table's code runs: a count grouped by the
--- integer tenant column), so it is for administrators.  sample_percent < 100
--- reads that share of each table's pages (TABLESAMPLE SYSTEM): rows are
--- scaled up, and rows_stderr estimates the standard error from the number
--- of sampled pages holding the tenant's rows (k): rows * sqrt((1 - q) / k),
--- q = sample_percent / 100; 0 when every page was read.  bytes is the
--- tenant's share of rows times the table's size with its indexes and TOAST.
+-- Storage per tenant and table, for capacity planning and billing
+-- (src/registry.c): rows and bytes, counted or from a sample of pages with
+-- the standard error of each count.  It reads every tenant's rows, each
+-- table as its owner (exempt from FORCE, in a security-restricted
+-- operation), so it is for administrators.
 CREATE FUNCTION payymo.tenant_storage(sample_percent double precision DEFAULT 100)
 RETURNS TABLE (tenant_id bigint, tbl regclass, rows bigint, rows_stderr bigint, bytes bigint)
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    t record;
-    q double precision := sample_percent OPERATOR(pg_catalog./) 100;
-BEGIN
-    IF sample_percent IS NULL OR NOT (sample_percent OPERATOR(pg_catalog.>) 0
-                                      AND sample_percent OPERATOR(pg_catalog.<=) 100) THEN
-        RAISE EXCEPTION 'sample_percent must be greater than 0 and at most 100'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    FOR t IN SELECT r.relid, r.tenant_column FROM payymo.tenant_tables r
-               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.relid
-              WHERE c.relkind OPERATOR(pg_catalog.=) 'r'
-              ORDER BY r.relid LOOP
-        RETURN QUERY EXECUTE pg_catalog.format(
-            'SELECT s.tenant::pg_catalog.int8, %1$L::pg_catalog.regclass,
-                    pg_catalog.round(s.n OPERATOR(pg_catalog./) $1)::pg_catalog.int8,
-                    pg_catalog.round(s.n OPERATOR(pg_catalog./) $1 OPERATOR(pg_catalog.*)
-                        pg_catalog.sqrt((1 OPERATOR(pg_catalog.-) $1) OPERATOR(pg_catalog./) s.pages))::pg_catalog.int8,
-                    pg_catalog.round(s.n OPERATOR(pg_catalog./) pg_catalog.sum(s.n) OVER ()
-                        OPERATOR(pg_catalog.*) pg_catalog.pg_total_relation_size(%1$L))::pg_catalog.int8
-               FROM (SELECT %2$I AS tenant, pg_catalog.count(*)::float8 AS n,
-                            pg_catalog.count(DISTINCT (ctid::text::point)[0])::float8 AS pages
-                       FROM ONLY %1$s %3$s GROUP BY 1) s',
-            t.relid, t.tenant_column,
-            CASE WHEN q OPERATOR(pg_catalog.<) 1
-                 THEN pg_catalog.format('TABLESAMPLE SYSTEM (%s)', sample_percent) ELSE '' END)
-        USING q;
-    END LOOP;
-END
-$$;
+AS 'MODULE_PATHNAME', 'payymo_tenant_storage';
 
 COMMENT ON FUNCTION payymo.tenant_storage(double precision) IS
 'Rows and bytes per tenant and table under tenancy (leaf tables), exact or from a sample of pages with the standard error of the row count; administrators only';

@@ -310,6 +310,7 @@ DECLARE
     pk_cols int2[];
     part regclass;
     pol record;
+    orphan record;
 BEGIN
     -- The ticket first: an error below must not leave it unconsumed.
     PERFORM payymo._take_ticket(tbl, NULL);
@@ -395,6 +396,11 @@ BEGIN
         PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
             'ALTER TABLE %s ALTER COLUMN %I SET DEFAULT payymo.current_tenant()',
             tbl, tenant_column));
+        -- What the row trigger checks for every write: the tenant exists
+        -- (a session context can outlive drop_tenant), locked against it.
+        IF pg_catalog.current_setting('payymo.tenant_id') OPERATOR(pg_catalog.<>) '' THEN
+            PERFORM payymo._check_tenant_for_write(payymo.current_tenant(), tbl);
+        END IF;
         PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
             'UPDATE %s SET %I = payymo.current_tenant()', tbl, tenant_column));
         PERFORM payymo._as_table_owner(tbl, pg_catalog.format(
@@ -428,6 +434,19 @@ BEGIN
 
     PERFORM payymo._protect_relation(tbl, tenant_column, NULL);
     PERFORM payymo._cover_partitions(tbl);
+
+    -- Rows already there must belong to tenants that exist: a tenant
+    -- created later with such an id would get them.
+    SELECT r.relid, o.tenant_id INTO orphan
+      FROM payymo.tenant_tables r,
+           LATERAL payymo._orphan_tenants(r.relid, r.tenant_column) o(tenant_id)
+     WHERE r.relid OPERATOR(pg_catalog.=) tbl OR r.root OPERATOR(pg_catalog.=) tbl
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'table % has rows of tenant %, which does not exist', orphan.relid, orphan.tenant_id
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = 'Create the tenant first (payymo.create_tenant(..., tenant_id => ...)), or delete those rows.';
+    END IF;
 END
 $$;
 

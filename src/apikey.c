@@ -373,7 +373,8 @@ verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit)
 			tenant = PAYYMO_NO_TENANT;
 		else
 		{
-			payymo_keycache_store(key, presented, generation, &row.key);
+			payymo_keycache_store(key, presented, generation, &row.key,
+								  RelationGetRelid(store));
 			touch_if_due(key, store->rd_rel->relowner, row.key.last_used_at, now);
 		}
 	}

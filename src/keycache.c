@@ -10,11 +10,17 @@
  * tenant's rate limit are kept here, stamped with a generation counter in
  * shared memory.
  *
- * Invalidation is the whole point.  Statement triggers on
- * payymo.api_key_store and payymo.tenants (ENABLE ALWAYS, so a superuser's
- * session_replication_role = replica does not skip them) mark the
+ * Invalidation is the whole point.  Row triggers on payymo.api_key_store
+ * and payymo.tenants (ENABLE ALWAYS, so that a superuser's
+ * session_replication_role = replica and logical replication's apply
+ * workers fire them too; TRUNCATE by a statement trigger) mark the
  * transaction, and when it commits -- after its changes became visible to
- * other backends -- the generation is incremented.  verify reads the
+ * other backends -- the generation is incremented.  Changes that fire no
+ * trigger -- the tables dropped and created again with the extension, a
+ * restore, ALTER TABLE ... DISABLE TRIGGER -- invalidate the relations'
+ * relcache entries, and a relcache callback empties this backend's cache.
+ * A hot standby replays changes without running either, so nothing is
+ * cached during recovery.  verify reads the
  * generation before it reads the rows it caches, so an entry stamped with
  * the current generation was read after the last committed change to keys
  * or tenants: revoking, expiring, deleting a key, suspending or dropping a
@@ -37,11 +43,14 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include <sodium.h>
@@ -115,11 +124,28 @@ keycache_xact_callback(XactEvent event, void *arg)
 		changed_in_xact = false;
 }
 
+/* The relations entries were read from (InvalidOid: nothing cached). */
+static Oid	watched[2] = {InvalidOid, InvalidOid};
+
+/* A relcache invalidation of payymo's key or tenant table: forget all. */
+static void
+keycache_relcache_callback(Datum arg, Oid relid)
+{
+	if (!OidIsValid(watched[0]))
+		return;
+	if (relid == InvalidOid || relid == watched[0] || relid == watched[1])
+	{
+		memset(cache, 0, sizeof(cache));
+		watched[0] = watched[1] = InvalidOid;
+	}
+}
+
 void
 payymo_keycache_init(void)
 {
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+	CacheRegisterRelcacheCallback(keycache_relcache_callback, (Datum) 0);
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = keycache_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
@@ -166,7 +192,7 @@ payymo_keycache_lookup(const char *key, const unsigned char *presented,
 	CachedKey  *slot = slot_for(key + KEY_ID_OFFSET);
 
 	/* This transaction's own changes are not counted yet: read them. */
-	if (shared == NULL || changed_in_xact || !slot->valid ||
+	if (shared == NULL || changed_in_xact || RecoveryInProgress() || !slot->valid ||
 		slot->generation != payymo_keycache_generation() ||
 		memcmp(slot->key_id, key + KEY_ID_OFFSET, KEY_ID_CHARS) != 0 ||
 		sodium_memcmp(slot->hash, presented, KEY_HASH_BYTES) != 0 ||
@@ -176,15 +202,24 @@ payymo_keycache_lookup(const char *key, const unsigned char *presented,
 	return true;
 }
 
-/* Remember a key verified the full way, at generation (read before). */
+/*
+ * Remember a key verified the full way, at generation (read before), from
+ * the key table store_relid.
+ */
 void
 payymo_keycache_store(const char *key, const unsigned char *hash, uint64 generation,
-					  const PayymoCachedKey *entry)
+					  const PayymoCachedKey *entry, Oid store_relid)
 {
 	CachedKey  *slot = slot_for(key + KEY_ID_OFFSET);
 
-	if (generation == 0 || changed_in_xact)
+	if (generation == 0 || changed_in_xact || RecoveryInProgress())
 		return;
+	if (watched[0] != store_relid)
+	{
+		memset(cache, 0, sizeof(cache));
+		watched[0] = store_relid;
+		watched[1] = get_relname_relid("tenants", get_rel_namespace(store_relid));
+	}
 	slot->valid = true;
 	slot->generation = generation;
 	memcpy(slot->key_id, key + KEY_ID_OFFSET, KEY_ID_CHARS);
@@ -205,16 +240,21 @@ payymo_keycache_touched(const char *key, TimestampTz now)
 /*
  * payymo._key_registry_changed() RETURNS trigger
  *
- * AFTER ... FOR EACH STATEMENT on payymo.api_key_store and payymo.tenants:
- * the cached keys of every backend are invalidated when this transaction
- * commits.
+ * BEFORE UPDATE OF ... OR DELETE FOR EACH ROW, and BEFORE TRUNCATE FOR EACH
+ * STATEMENT, on payymo.api_key_store and payymo.tenants: the cached keys of
+ * every backend are invalidated when this transaction commits.
  */
 Datum
 payymo_key_registry_changed(PG_FUNCTION_ARGS)
 {
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "payymo._key_registry_changed: not called by trigger manager");
 	if (shared != NULL)
 		changed_in_xact = true;
-	return PointerGetDatum(NULL);
+	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		return PointerGetDatum(NULL);
+	return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+						   trigdata->tg_newtuple : trigdata->tg_trigtuple);
 }

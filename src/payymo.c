@@ -39,6 +39,7 @@ _PG_init(void)
 	payymo_throttle_init();
 	payymo_users_init();
 	payymo_keycache_init();
+	payymo_registry_init();
 
 	MarkGUCPrefixReserved("payymo");
 }

@@ -123,11 +123,13 @@ extern uint64 payymo_keycache_generation(void);
 extern bool payymo_keycache_lookup(const char *key, const unsigned char *presented,
 								   TimestampTz now, PayymoCachedKey *out);
 extern void payymo_keycache_store(const char *key, const unsigned char *hash,
-								  uint64 generation, const PayymoCachedKey *entry);
+								  uint64 generation, const PayymoCachedKey *entry,
+								  Oid store_relid);
 extern void payymo_keycache_touched(const char *key, TimestampTz now);
 
 /* registry.c: rows under tenancy belong to a tenant that exists */
-extern void payymo_registry_check_write(PayymoTenantId tenant, Relation rel);
+extern void payymo_registry_init(void);
+extern void payymo_registry_check_write(PayymoTenantId tenant, const char *relname);
 
 /* cursors.c: WITH HOLD cursors must not outlive their tenant context */
 extern void payymo_cursors_init(void);

@@ -199,7 +199,7 @@ payymo_stamp_tenant(PG_FUNCTION_ARGS)
 	else if (tenant_from_datum(newval, typid) != tenant)
 		refuse_cross_tenant(rel, colname, tenant, false);
 
-	payymo_registry_check_write(tenant, rel);
+	payymo_registry_check_write(tenant, RelationGetRelationName(rel));
 	return PointerGetDatum(newtuple);
 }
 
