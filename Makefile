@@ -2,7 +2,7 @@
 # they install missing packages first, so this file must parse without pgxs.mk.
 
 EXTENSION  = payymo payymo_tap
-EXTVERSION = 0.2.0
+EXTVERSION = 0.3.0
 
 MODULE_big = payymo
 OBJS = \
@@ -23,6 +23,7 @@ OBJS = \
 	src/jwt.o \
 	src/trigger.o \
 	src/registry.o \
+	src/alerts.o \
 	src/tenancy.o
 
 # The install script is built from one part per concern, in this order (as
@@ -40,12 +41,15 @@ SQL_PARTS = \
 	sql/provisioning.sql \
 	sql/lifecycle.sql \
 	sql/users.sql \
-	sql/jwt.sql
+	sql/jwt.sql \
+	sql/alerts.sql
 
 DATA_built = sql/payymo--$(EXTVERSION).sql
 DATA = \
 	sql/payymo--0.1.0.sql \
 	sql/payymo--0.1.0--0.2.0.sql \
+	sql/payymo--0.2.0.sql \
+	sql/payymo--0.2.0--0.3.0.sql \
 	sql/payymo_tap--0.2.0.sql
 
 # pg_regress inputs (test/sql, test/expected), in order (no wildcards).
@@ -64,7 +68,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 
 .DEFAULT_GOAL := all
-.PHONY: deps deps-extended demo test test-extended test-cassert test-matrix test-mutants bench bench-keyprobe bench-lifecycle bench-identity deb
+.PHONY: deps deps-extended demo test test-extended test-cassert test-matrix test-mutants bench bench-keyprobe bench-lifecycle bench-identity bench-alerts deb
 
 deps:
 	@test/deps.sh
@@ -115,6 +119,10 @@ bench-lifecycle: deps
 # and login failures' timing (about a minute).
 bench-identity: deps
 	@bench/identity.sh
+
+# One evaluation of the alert rules with 100,000 tenants (about two minutes).
+bench-alerts: deps
+	@bench/alerts.sh
 
 # postgresql-15-payymo (one package per installed server version) into dist/.
 deb: deps

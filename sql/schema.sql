@@ -4,7 +4,7 @@
 --
 -- The install script is generated: the Makefile concatenates the parts in
 -- sql/ (schema, context, keys, crypto, stats, tenancy, audit, ddl_guard,
--- provisioning) into payymo--<version>.sql.  Edit the parts, and put every
+-- provisioning, lifecycle, users, jwt, alerts) into payymo--<version>.sql.  Edit the parts, and put every
 -- change to the SQL surface into the upgrade script as well.
 --
 -- Everything is schema-qualified (operators too), so that no search_path can

@@ -46,6 +46,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -58,8 +59,8 @@
 
 #define KEY_HINT_CHARS		4
 
-/* Seconds between two updates of api_key_store.last_used_at for one key. */
-#define LAST_USED_GRANULARITY_SECS 60
+/* payymo.key_use_interval: seconds between two writes of last_used_at. */
+static int	key_use_interval = 3600;
 
 PG_FUNCTION_INFO_V1(payymo_set_tenant);
 PG_FUNCTION_INFO_V1(payymo_assume_tenant);
@@ -278,11 +279,19 @@ read_key_row(HeapTuple tup, TupleDesc desc, const char *key_id, KeyRow *row)
 	row->key.last_used_at = isnull ? DT_NOBEGIN : DatumGetTimestampTz(value);
 }
 
-/* Record the use of a key whose last_used_at is due, at most once a minute. */
+/* Whether a key's last_used_at is due (never with an interval of 0). */
+static bool
+key_use_due(TimestampTz last_used_at, TimestampTz now)
+{
+	return key_use_interval > 0 &&
+		last_used_at < now - (TimestampTz) key_use_interval * USECS_PER_SEC;
+}
+
+/* Record the use of a key whose last_used_at is due. */
 static void
 touch_if_due(const char *key, Oid store_owner, TimestampTz last_used_at, TimestampTz now)
 {
-	if (last_used_at >= now - LAST_USED_GRANULARITY_SECS * USECS_PER_SEC)
+	if (!key_use_due(last_used_at, now))
 		return;
 	if (payymo_touch_row(store_owner, &touch_plan,
 						 "UPDATE payymo.api_key_store SET last_used_at = pg_catalog.now()"
@@ -311,7 +320,7 @@ touch_if_due(const char *key, Oid store_owner, TimestampTz last_used_at, Timesta
  * (keycache.c).
  */
 static PayymoTenantId
-verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit)
+verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit, bool *well_formed)
 {
 	unsigned char presented[KEY_HASH_BYTES];
 	KeyRow		row = {0};
@@ -326,19 +335,31 @@ verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit)
 	HeapTuple	tup;
 	PayymoTenantRow tenant_row = {0};
 
+	/*
+	 * A key this backend verified, presented again with the same checksum
+	 * characters, needs no checksum computed: the cache compares them.
+	 */
 	payymo_apikey_hash(key, presented);
+	*well_formed = true;
 	if (payymo_keycache_lookup(key, presented, now, &row.key))
 	{
 		sodium_memzero(presented, sizeof(presented));
 		*owner = row.key.tenant;
 		*rate_limit = row.key.rate_limit;
-		if (row.key.last_used_at < now - LAST_USED_GRANULARITY_SECS * USECS_PER_SEC)
+		if (key_use_due(row.key.last_used_at, now))
 		{
 			store = open_key_store(&pkey);
 			touch_if_due(key, store->rd_rel->relowner, row.key.last_used_at, now);
 			table_close(store, AccessShareLock);
 		}
 		return row.key.tenant;
+	}
+
+	if (!payymo_token_checksum_ok(key))
+	{
+		sodium_memzero(presented, sizeof(presented));
+		*well_formed = false;
+		return PAYYMO_NO_TENANT;
 	}
 
 	/*
@@ -503,10 +524,10 @@ payymo_set_tenant(PG_FUNCTION_ARGS)
 	key[KEY_LEN] = '\0';
 	payymo_wipe_arg_copy(fcinfo, 0, arg);
 
-	well_formed = payymo_apikey_well_formed(key, KEY_LEN);
+	well_formed = payymo_token_shaped(key, KEY_LEN, KEY_PREFIX);
 	memcpy(key_id, key + KEY_ID_OFFSET, KEY_ID_CHARS);
 	key_id[KEY_ID_CHARS] = '\0';
-	tenant = well_formed ? verify_key(key, &owner, &rate_limit) : PAYYMO_NO_TENANT;
+	tenant = well_formed ? verify_key(key, &owner, &rate_limit, &well_formed) : PAYYMO_NO_TENANT;
 	sodium_memzero(key, sizeof(key));
 	if (tenant == PAYYMO_NO_TENANT)
 		authentication_failed(owner, well_formed ? key_id : NULL);
@@ -671,4 +692,18 @@ payymo_note_export(PG_FUNCTION_ARGS)
 	payymo_rate_limit_check(tenant, row.rate_limit, false);
 	payymo_security_event(PAYYMO_EVENT_DATA_EXPORT, tenant, NULL);
 	PG_RETURN_INT64(tenant);
+}
+
+void
+payymo_apikey_init(void)
+{
+	DefineCustomIntVariable("payymo.key_use_interval",
+							"Seconds between two writes of an API key's last_used_at.",
+							"0: last_used_at is not written.  Each write is a small write "
+							"transaction inside a request that uses the key.",
+							&key_use_interval,
+							3600, 0, 86400 * 7,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
 }

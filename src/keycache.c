@@ -72,6 +72,7 @@ typedef struct CachedKey
 	bool		valid;
 	uint64		generation;
 	char		key_id[KEY_ID_CHARS];
+	char		checksum[KEY_CHECKSUM_CHARS];	/* as verified */
 	unsigned char hash[KEY_HASH_BYTES];
 	PayymoCachedKey key;
 } CachedKey;
@@ -181,9 +182,11 @@ payymo_keycache_generation(void)
 }
 
 /*
- * A cached verification of key (well formed) whose hash is presented: true
- * and *out filled only if the key's entry is of the current generation, not
- * expired at now, and its stored hash equals presented.
+ * A cached verification of key (shaped; its checksum not checked yet) whose
+ * hash is presented: true and *out filled only if the key's entry is of the
+ * current generation, not expired at now, its stored hash equals presented
+ * and its checksum characters are those of the key verified -- so the key
+ * is exactly the one verified, checksum included.
  */
 bool
 payymo_keycache_lookup(const char *key, const unsigned char *presented,
@@ -195,6 +198,7 @@ payymo_keycache_lookup(const char *key, const unsigned char *presented,
 	if (shared == NULL || changed_in_xact || RecoveryInProgress() || !slot->valid ||
 		slot->generation != payymo_keycache_generation() ||
 		memcmp(slot->key_id, key + KEY_ID_OFFSET, KEY_ID_CHARS) != 0 ||
+		memcmp(slot->checksum, key + KEY_CHECKSUM_OFFSET, KEY_CHECKSUM_CHARS) != 0 ||
 		sodium_memcmp(slot->hash, presented, KEY_HASH_BYTES) != 0 ||
 		slot->key.expires_at <= now)
 		return false;
@@ -223,6 +227,7 @@ payymo_keycache_store(const char *key, const unsigned char *hash, uint64 generat
 	slot->valid = true;
 	slot->generation = generation;
 	memcpy(slot->key_id, key + KEY_ID_OFFSET, KEY_ID_CHARS);
+	memcpy(slot->checksum, key + KEY_CHECKSUM_OFFSET, KEY_CHECKSUM_CHARS);
 	memcpy(slot->hash, hash, KEY_HASH_BYTES);
 	slot->key = *entry;
 }

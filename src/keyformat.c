@@ -77,22 +77,34 @@ payymo_apikey_hash(const char *key, unsigned char *out)
 }
 
 /*
- * Pure function of its input (also the entry point of the fuzz harness).
- * The length is checked first, so nothing past len is ever read.
+ * The shape alone, no checksum: length, prefix, separator, alphabet.  The
+ * length is checked first, so nothing past len is ever read.
  */
 bool
-payymo_token_well_formed(const char *key, size_t len, const char *prefix)
+payymo_token_shaped(const char *key, size_t len, const char *prefix)
+{
+	return len == KEY_LEN &&
+		memcmp(key, prefix, KEY_PREFIX_LEN) == 0 &&
+		key[KEY_SEP_OFFSET] == '_' &&
+		is_base32(key + KEY_ID_OFFSET, KEY_ID_CHARS) &&
+		is_base32(key + KEY_SECRET_OFFSET, KEY_SECRET_CHARS + KEY_CHECKSUM_CHARS);
+}
+
+/* The checksum of a shaped token. */
+bool
+payymo_token_checksum_ok(const char *key)
 {
 	char		checksum[KEY_CHECKSUM_CHARS + 1];
 
-	if (len != KEY_LEN ||
-		memcmp(key, prefix, KEY_PREFIX_LEN) != 0 ||
-		key[KEY_SEP_OFFSET] != '_' ||
-		!is_base32(key + KEY_ID_OFFSET, KEY_ID_CHARS) ||
-		!is_base32(key + KEY_SECRET_OFFSET, KEY_SECRET_CHARS + KEY_CHECKSUM_CHARS))
-		return false;
 	payymo_apikey_checksum(key, checksum);
 	return sodium_memcmp(checksum, key + KEY_CHECKSUM_OFFSET, KEY_CHECKSUM_CHARS) == 0;
+}
+
+/* Pure function of its input (also the entry point of the fuzz harness). */
+bool
+payymo_token_well_formed(const char *key, size_t len, const char *prefix)
+{
+	return payymo_token_shaped(key, len, prefix) && payymo_token_checksum_ok(key);
 }
 
 bool

@@ -54,6 +54,10 @@ extern bool payymo_apikey_well_formed(const char *key, size_t len);
 /* The same for a token with another prefix of KEY_PREFIX_LEN characters. */
 extern bool payymo_token_well_formed(const char *key, size_t len, const char *prefix);
 
+/* The two halves of payymo_token_well_formed: the shape, then the checksum. */
+extern bool payymo_token_shaped(const char *key, size_t len, const char *prefix);
+extern bool payymo_token_checksum_ok(const char *key);
+
 /*
  * A new random token with this prefix into key (KEY_LEN + 1 bytes) and its
  * stored hash into hash (KEY_HASH_BYTES).

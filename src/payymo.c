@@ -32,6 +32,7 @@ _PG_init(void)
 				 errmsg("could not initialize libsodium")));
 
 	payymo_context_init();
+	payymo_apikey_init();
 	payymo_cursors_init();
 	payymo_stats_init();
 	payymo_logctx_init();
@@ -40,6 +41,7 @@ _PG_init(void)
 	payymo_users_init();
 	payymo_keycache_init();
 	payymo_registry_init();
+	payymo_alerts_init();
 
 	MarkGUCPrefixReserved("payymo");
 }

@@ -85,6 +85,7 @@ typedef struct PayymoTenantRow
 	int32		rate_limit;		/* rate_limit_per_second; 0: none */
 } PayymoTenantRow;
 
+extern void payymo_apikey_init(void);
 extern Relation payymo_open_table(const char *name, Oid *pkey);
 extern void payymo_check_column(Relation rel, AttrNumber attnum, const char *name);
 extern HeapTuple payymo_fetch_by_pkey(Relation rel, Oid pkey, StrategyNumber strategy,
@@ -130,6 +131,9 @@ extern void payymo_keycache_touched(const char *key, TimestampTz now);
 /* registry.c: rows under tenancy belong to a tenant that exists */
 extern void payymo_registry_init(void);
 extern void payymo_registry_check_write(PayymoTenantId tenant, const char *relname);
+
+/* alerts.c */
+extern void payymo_alerts_init(void);
 
 /* cursors.c: WITH HOLD cursors must not outlive their tenant context */
 extern void payymo_cursors_init(void);

@@ -66,7 +66,7 @@
 #define STATS_HASH_NAME		"payymo tenant stats hash"
 #define STATS_TRANCHE_NAME	"payymo"
 
-#define STATS_MAX_TENANTS_DEFAULT	1000
+#define STATS_MAX_TENANTS_DEFAULT	10000
 #define STATS_MAX_TENANTS_MIN		10
 #define STATS_MAX_TENANTS_MAX		1000000
 

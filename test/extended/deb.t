@@ -19,7 +19,8 @@ deb=$(ls dist/postgresql-15-payymo_*_amd64.deb 2>/dev/null | head -1)
 ok $? "dist/ holds postgresql-15-payymo ($deb)"
 contents=$(dpkg-deb -c "$deb" | awk '{ print $6 }')
 for f in lib/payymo.so extension/payymo.control extension/payymo--0.1.0.sql \
-         extension/payymo--0.2.0.sql extension/payymo--0.1.0--0.2.0.sql; do
+         extension/payymo--0.2.0.sql extension/payymo--0.1.0--0.2.0.sql \
+         extension/payymo--0.3.0.sql extension/payymo--0.2.0--0.3.0.sql; do
     like "$contents" "postgresql/15/$f$" "the package holds $f"
 done
 like "$(dpkg-deb -f "$deb" Depends)" "libsodium23" "it depends on libsodium's runtime"

@@ -97,6 +97,20 @@ rm -f "$rr_out"
 is "$(admin -c "SELECT count(last_used_at) FROM payymo.api_key_store WHERE key_id = split_part('$ALPHA', '_', 2)")" "0" \
    "under REPEATABLE READ, last_used_at is not written"
 
+# payymo.key_use_interval: 0 writes nothing; otherwise at most once per
+# interval (an hour by default).
+is "$(admin -c "SHOW payymo.key_use_interval")" "1h" "last_used_at is written at most once an hour by default"
+admin -c "SET payymo.key_use_interval = 0" -c "SELECT payymo.set_tenant('$ALPHA')" >/dev/null
+is "$(admin -c "SELECT count(last_used_at) FROM payymo.api_key_store WHERE key_id = split_part('$ALPHA', '_', 2)")" "0" \
+   "with payymo.key_use_interval = 0, last_used_at is not written"
+out=$(client -c "SET payymo.key_use_interval = 0" 2>&1)
+like "$out" "permission denied to set parameter" "clients cannot change it"
+admin -c "SELECT payymo.set_tenant('$ALPHA')" >/dev/null
+admin -c "UPDATE payymo.api_key_store SET last_used_at = now() - interval '2 minutes' WHERE key_id = split_part('$ALPHA', '_', 2)"
+admin -c "SET payymo.key_use_interval = '1min'" -c "SELECT payymo.set_tenant('$ALPHA')" >/dev/null
+is "$(admin -c "SELECT last_used_at > now() - interval '1 minute' FROM payymo.api_key_store WHERE key_id = split_part('$ALPHA', '_', 2)")" "t" \
+   "with an interval of a minute, a use two minutes after the last write writes it"
+
 # Any failure clears the context, not only a bad key: a statement timeout
 # and a cancel while set_tenant waits for a lock on the key table.  The
 # timed-out call spells the key in capitals, a shape the log hook's

@@ -88,6 +88,19 @@ is "$(client -c "SELECT payymo.set_tenant('$key', false)" -c "SELECT payymo.set_
    "$tenant
 ERROR:  invalid API key" "a forged secret for a cached key id is refused"
 
+# The cache skips computing the checksum only for the very key it verified:
+# the cached key with other checksum characters (the same id and secret) is
+# refused, as it is uncached.
+key=$(new_key)
+last=${key: -1}
+if [ "$last" = a ]; then other=b; else other=a; fi
+typo=${key%?}$other
+is "$(client -c "SELECT payymo.set_tenant('$typo', false)")" "ERROR:  invalid API key" \
+   "a key with a wrong checksum is refused"
+is "$(client -c "SELECT payymo.set_tenant('$key', false)" -c "SELECT payymo.set_tenant('$typo', false)")" \
+   "$tenant
+ERROR:  invalid API key" "and refused just the same once the right key is cached"
+
 # A transaction sees its own revocation before it commits.
 key=$(new_key)
 is "$(admin -c "SELECT payymo.set_tenant('$key', false)" -c "BEGIN" \

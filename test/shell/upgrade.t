@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Upgrade from every released version: CREATE EXTENSION payymo VERSION
-# '0.1.0' with tenants, keys, tables under tenancy with rows and tokens,
+# '<released>' with tenants, keys, tables under tenancy with rows and tokens,
 # then ALTER EXTENSION payymo UPDATE.  The upgraded catalogue must equal a
 # fresh install's (test/catalog.sql and the attribute query of
 # test/sql/attributes.sql), and everything made before the upgrade must
@@ -10,20 +10,25 @@ cd "$(dirname "$0")/../.."
 . test/lib.sh
 . test/shell/tap.sh
 
-old=upgrade_old
 new=upgrade_new
 current=$(sed -n "s/^default_version = '\(.*\)'/\1/p" payymo.control)
 work=$(mktemp -d /tmp/payymo-upgrade.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-q -c "DROP DATABASE IF EXISTS $old" -c "DROP DATABASE IF EXISTS $new" 2>/dev/null
-q -c "CREATE DATABASE $old" -c "CREATE DATABASE $new"
+q -c "DROP DATABASE IF EXISTS $new" 2>/dev/null
+q -c "CREATE DATABASE $new" && q -d $new -c "CREATE EXTENSION payymo"
 
-# --- the old version, in use
-q -d $old -c "CREATE EXTENSION payymo VERSION '0.1.0'"
-is "$(q -d $old -c "SELECT extversion FROM pg_extension WHERE extname = 'payymo'")" "0.1.0" \
-    "0.1.0 installs"
-q -d $old >/dev/null <<'SQL' || { echo "Bail out! the 0.1.0 set-up failed"; exit 1; }
+# upgrade_from VERSION: a database made by that release, in use, updated to
+# the current version and compared with the fresh install in $new.  (The
+# body is not indented: it holds here-documents and multi-line strings.)
+upgrade_from() {
+local from=$1 old=upgrade_${1//./_}
+q -c "DROP DATABASE IF EXISTS $old" -c "CREATE DATABASE $old"
+
+q -d $old -c "CREATE EXTENSION payymo VERSION '$from'"
+is "$(q -d $old -c "SELECT extversion FROM pg_extension WHERE extname = 'payymo'")" "$from" \
+    "$from installs"
+q -d $old >/dev/null <<'SQL' || { echo "Bail out! the $from set-up failed"; exit 1; }
 DO $$ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'upgrade_owner') THEN
         CREATE ROLE upgrade_owner NOLOGIN;
@@ -78,7 +83,6 @@ out=$(q -d $old -c "ALTER EXTENSION payymo UPDATE" 2>&1)
 is "$out" "" "ALTER EXTENSION payymo UPDATE runs without errors or warnings"
 is "$(q -d $old -c "SELECT extversion FROM pg_extension WHERE extname = 'payymo'")" "$current" \
     "the update reaches the default version $current"
-q -d $new -c "CREATE EXTENSION payymo"
 
 # --- the catalogue of the upgraded install equals a fresh one's
 for f in test/catalog.sql test/sql/attributes.sql; do
@@ -110,19 +114,27 @@ out=$(client -c "SELECT count(*) FROM shop.bank_connections")
 like "$out" "no tenant context set" "without a context, tables still fail closed"
 out=$(client -c "BEGIN" -c "SELECT payymo.set_tenant('${keys[0]}')" -c "SELECT payymo.setting('locale'), payymo.feature_enabled('open_banking')" -c "COMMIT")
 is "$out" "1
-en-GB|t" "settings and feature flags made by 0.1.0 are still there"
+en-GB|t" "settings and feature flags made by $from are still there"
 is "$(q -d $old -c "SELECT severity || ' ' || object || ': ' || problem FROM payymo.audit()")" "" \
     "audit() is clean after the upgrade"
 out=$(q -d $old -c "ALTER TABLE shop.transactions NO FORCE ROW LEVEL SECURITY" 2>&1)
-like "$out" "under tenancy" "the DDL guard protects tables enabled under 0.1.0"
+like "$out" "under tenancy" "the DDL guard protects tables enabled under $from"
 before=$(q -d $old -c "SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) FROM shop.bank_connections x")
 q -d $old -c "CREATE TABLE stage (n bigserial, line text)" \
           -c "INSERT INTO stage (line) SELECT * FROM payymo.export_tenant(1)" \
           -c "DELETE FROM shop.transactions WHERE tenant_id = 1" \
-          -c "UPDATE shop.bank_connections SET bank_id = 'lost' WHERE tenant_id = 1" >/dev/null
+          -c "UPDATE shop.bank_connections SET bank_id = 'lost-' || id WHERE tenant_id = 1" >/dev/null
 q -d $old -c "SELECT * FROM payymo.restore_tenant('stage', replace => true)" >/dev/null
 is "$(q -d $old -c "SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) FROM shop.bank_connections x")" "$before" \
-    "a tenant made under 0.1.0 exports and restores after the upgrade"
+    "a tenant made under $from exports and restores after the upgrade"
 
-q -c "DROP DATABASE $old" -c "DROP DATABASE $new"
+q -c "DROP DATABASE $old"
+}
+
+# Released versions, oldest first: each is updated along the whole chain.
+for released in 0.1.0 0.2.0; do
+    upgrade_from "$released"
+done
+
+q -c "DROP DATABASE $new"
 done_testing
