@@ -25,7 +25,7 @@ cluster_start "shared_preload_libraries = 'payymo'" "payymo.stats_max_tenants = 
 q >/dev/null <<SQL
 SET client_min_messages = warning;
 CREATE EXTENSION payymo;
-INSERT INTO payymo.tenants (id, slug, name)
+INSERT INTO payymo.tenants (id, slug, name) OVERRIDING SYSTEM VALUE
 SELECT g, 'tenant-' || g, 'Tenant ' || g FROM generate_series(1, $TENANTS) g;
 SQL
 # One top-level statement per tenant, counted under its context.

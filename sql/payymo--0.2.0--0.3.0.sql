@@ -93,11 +93,12 @@ SELECT pg_catalog.pg_extension_config_dump('payymo.alert_rules', '');
 SELECT pg_catalog.pg_extension_config_dump('payymo.alert_log', '');
 SELECT pg_catalog.pg_extension_config_dump('payymo.alert_log_id_seq', '');
 
--- The sampled quantity behind a rule's metric.
+-- The sampled quantity behind a rule's metric.  No SET clause (it names
+-- nothing to look up), so that the planner inlines it: check_alerts()
+-- evaluates it for every tenant.
 CREATE FUNCTION payymo._alert_source(metric text)
 RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 RETURN CASE metric WHEN 'exec_time_share' THEN 'total_exec_time'
                    WHEN 'storage_growth' THEN 'storage_bytes'
                    ELSE metric END;
@@ -136,7 +137,13 @@ BEGIN
     INSERT INTO payymo.alert_rules AS r (metric, tenant_id, threshold, period)
     VALUES (set_alert.metric, set_alert.tenant_id, set_alert.threshold, set_alert.period)
     ON CONFLICT (metric, tenant_id) DO UPDATE
-       SET threshold = excluded.threshold, period = excluded.period;
+       SET threshold = excluded.threshold, period = excluded.period,
+           -- a new period starts from a new baseline: the samples kept
+           -- so far may not reach back to the start of a longer one
+           baseline_at = CASE WHEN r.period OPERATOR(pg_catalog.=) excluded.period
+                              THEN r.baseline_at END,
+           sampled_at = CASE WHEN r.period OPERATOR(pg_catalog.=) excluded.period
+                             THEN r.sampled_at END;
     IF pg_catalog.current_setting('payymo.alerts_database', true)
        IS DISTINCT FROM pg_catalog.current_database() THEN
         RAISE NOTICE 'no background worker evaluates alerts in database "%"',
@@ -209,6 +216,12 @@ DECLARE
     raised payymo.alert_log[];
     a payymo.alert_log;
 BEGIN
+    -- Every statement reads what committed before it: the lock below then
+    -- orders evaluations, and a concurrent one's samples are seen.
+    IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+        RAISE EXCEPTION 'check_alerts() must run at READ COMMITTED'
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
     -- One evaluation at a time (the worker and a manual call); readers of
     -- the samples are not blocked.
     LOCK TABLE payymo.alert_samples IN SHARE ROW EXCLUSIVE MODE;
@@ -235,6 +248,8 @@ BEGIN
              WHERE s.datid OPERATOR(pg_catalog.=)
                    (SELECT d.oid FROM pg_catalog.pg_database d
                      WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+               -- statistics and rows outlive a dropped tenant: not alerted
+               AND EXISTS (SELECT FROM payymo.tenants t WHERE t.id OPERATOR(pg_catalog.=) s.tenant_id)
                AND m.metric IN (SELECT payymo._alert_source(r.metric) FROM payymo.alert_rules r));
     ELSE
         cur := '{}';
@@ -255,15 +270,19 @@ BEGIN
               FROM payymo.tenant_storage(COALESCE(
                        pg_catalog.current_setting('payymo.alerts_storage_sample', true)::float8,
                        100)) st
+             WHERE EXISTS (SELECT FROM payymo.tenants t WHERE t.id OPERATOR(pg_catalog.=) st.tenant_id)
              GROUP BY st.tenant_id);
     END IF;
 
-    -- A value below the tenant's last sample means its counters were reset
-    -- (tenant_stats_reset, eviction, restart): its history no longer
-    -- applies, and its change is counted from zero.
+    -- A counter below the tenant's last sample was reset (tenant_stats_reset,
+    -- eviction, restart): its history no longer applies, and its change is
+    -- counted from zero.  (A reset followed by more activity than before
+    -- before the next evaluation goes unnoticed: the change is undercounted
+    -- for one period.)  Storage is a level, not a counter: it may shrink.
     DELETE FROM payymo.alert_samples s
      USING pg_catalog.unnest(cur) c
-     WHERE s.metric OPERATOR(pg_catalog.=) c.metric
+     WHERE c.metric OPERATOR(pg_catalog.<>) 'storage_bytes'
+       AND s.metric OPERATOR(pg_catalog.=) c.metric
        AND s.tenant_id OPERATOR(pg_catalog.=) c.tenant_id
        AND c.value OPERATOR(pg_catalog.<)
            (SELECT l.value FROM payymo.alert_samples l
@@ -363,8 +382,12 @@ BEGIN
                        WHERE t.id OPERATOR(pg_catalog.=) a.tenant_id), '?'),
             a.metric, pg_catalog.round(a.value::numeric, 3)::float8, a.period, a.threshold));
         -- Any role can LISTEN: the payload is the id alone, and the details
-        -- are in payymo.alerts, which only administrators read.
-        PERFORM pg_catalog.pg_notify('payymo_alert', a.id::text);
+        -- are in payymo.alerts, which only administrators read.  That an
+        -- alert was raised is still visible: payymo.alerts_notify = off
+        -- sends nothing.
+        IF COALESCE(pg_catalog.current_setting('payymo.alerts_notify', true), 'on') OPERATOR(pg_catalog.=) 'on' THEN
+            PERFORM pg_catalog.pg_notify('payymo_alert', a.id::text);
+        END IF;
         alert_id := a.id;
         tenant_id := a.tenant_id;
         metric := a.metric;

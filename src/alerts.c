@@ -27,6 +27,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "tcop/tcopprot.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -40,6 +41,7 @@
 static char *alerts_database = NULL;
 static int	alerts_interval = 60;
 static double alerts_storage_sample = 100.0;
+static bool alerts_notify = true;
 
 PGDLLEXPORT void payymo_alerts_main(Datum arg);
 
@@ -90,10 +92,20 @@ payymo_alerts_main(Datum arg)
 	TimestampTz next;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	pqsignal(SIGTERM, die);		/* ends an evaluation in progress too */
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(alerts_database, NULL, 0);
 	pgstat_report_appname("payymo alerts");
+
+	/*
+	 * Whatever the database's or the role's defaults: check_alerts() writes,
+	 * needs READ COMMITTED, and should not wait forever for a lock an idle
+	 * session holds (the error says which, and the worker tries again).
+	 */
+	SetConfigOption("default_transaction_isolation", "read committed",
+					PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("lock_timeout", "10s", PGC_SUSET, PGC_S_OVERRIDE);
 
 	next = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), alerts_interval * 1000L);
 	for (;;)
@@ -105,8 +117,6 @@ payymo_alerts_main(Datum arg)
 						 Max(wait_ms, 1), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
-		if (ShutdownRequestPending)
-			break;
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -118,7 +128,6 @@ payymo_alerts_main(Datum arg)
 		alerts_check();
 		next = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), alerts_interval * 1000L);
 	}
-	proc_exit(0);
 }
 
 void
@@ -140,6 +149,15 @@ payymo_alerts_init(void)
 							 "100 counts every row; less samples pages, as payymo.tenant_storage() does.",
 							 &alerts_storage_sample,
 							 100.0, 0.01, 100.0,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("payymo.alerts_notify",
+							 "Sends NOTIFY payymo_alert with the id of each alert raised.",
+							 "Any role can LISTEN: it learns when alerts are raised, not about whom.",
+							 &alerts_notify,
+							 true,
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);

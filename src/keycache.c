@@ -198,7 +198,7 @@ payymo_keycache_lookup(const char *key, const unsigned char *presented,
 	if (shared == NULL || changed_in_xact || RecoveryInProgress() || !slot->valid ||
 		slot->generation != payymo_keycache_generation() ||
 		memcmp(slot->key_id, key + KEY_ID_OFFSET, KEY_ID_CHARS) != 0 ||
-		memcmp(slot->checksum, key + KEY_CHECKSUM_OFFSET, KEY_CHECKSUM_CHARS) != 0 ||
+		sodium_memcmp(slot->checksum, key + KEY_CHECKSUM_OFFSET, KEY_CHECKSUM_CHARS) != 0 ||
 		sodium_memcmp(slot->hash, presented, KEY_HASH_BYTES) != 0 ||
 		slot->key.expires_at <= now)
 		return false;

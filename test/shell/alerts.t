@@ -84,7 +84,9 @@ as_tenant 2 "SET payymo.tenant_id = '1';" "SET payymo.tenant_id = '1';" \
 as_tenant 1 "SET payymo.tenant_id = '3';" "SET payymo.tenant_id = '3';" \
     "SET payymo.tenant_id = '3';" "SET payymo.tenant_id = '3';" \
     "SET payymo.tenant_id = '3';" "SET payymo.tenant_id = '3';"
-out=$(madmin -c "SELECT tenant_id || ' ' || metric || ' ' || value FROM payymo.check_alerts()")
+out=$(madmin -c "LISTEN payymo_alert" -c "SELECT tenant_id || ' ' || metric || ' ' || value FROM payymo.check_alerts()")
+like "$out" "Asynchronous notification \"payymo_alert\" with payload \"[0-9]+\" received" \
+    "NOTIFY payymo_alert with the alert's id"
 like "$out" "WARNING:  payymo alert [0-9]+: tenant 1 \(acme\) denied = 6 over 01:00:00, threshold 5" \
     "acme's six new denials cross 5: one WARNING with the tenant"
 like "$out" "^1 denied 6$" "check_alerts() returns the alert, with the change over the period (not the total 12)"
@@ -125,8 +127,38 @@ for i in $(seq 1 30); do echo "SELECT payymo.set_tenant('$key3');"; done |
     psql -X -A -t -U alert_client -d manual >/dev/null 2>&1
 limited=$(m -c "SELECT rate_limited FROM payymo.tenant_stats WHERE tenant_id = 3")
 ok "$([ "$limited" -gt 10 ]; echo $?)" "initech was rate limited $limited times"
-is "$(checked)" "3 rate_limited" "rate_limited alerts for initech alone"
+out=$(m -c "SET client_min_messages = error" -c "SET payymo.alerts_notify = off" -c "LISTEN payymo_alert" \
+              -c "SELECT tenant_id || ' ' || metric FROM payymo.check_alerts()")
+is "$out" "3 rate_limited" "rate_limited alerts for initech alone; with payymo.alerts_notify off, no NOTIFY"
+out=$(psql -X -A -t -U alert_client -d manual -c "SET payymo.alerts_notify = off" 2>&1)
+like "$out" "permission denied" "clients cannot turn notifications off"
 madmin -c "SELECT payymo.drop_alert('rate_limited')" >/dev/null
+
+# --- a dropped tenant's statistics outlive it: it is not alerted on
+madmin -c "SELECT payymo.set_alert('denied', 2, '1 hour')" >/dev/null 2>&1
+madmin -c "SELECT payymo.acknowledge_alert(id) FROM payymo.alerts" >/dev/null
+doomed=$(m -c "SELECT tenant_id FROM payymo.create_tenant('doomed', 'Doomed')")
+checked >/dev/null
+as_tenant "$doomed" "SET payymo.tenant_id = '1';" "SET payymo.tenant_id = '1';" \
+    "SET payymo.tenant_id = '1';" "SET payymo.tenant_id = '1';"
+m -c "SELECT payymo.drop_tenant($doomed, force => true)" >/dev/null
+is "$(m -c "SELECT count(*) FROM payymo.tenants WHERE id = $doomed")" "0" "the tenant is dropped"
+is "$(m -c "SELECT denied FROM payymo.tenant_stats() WHERE tenant_id = $doomed")" "4" \
+    "the dropped tenant's four denials are still counted"
+unlike "$(checked)" "^$doomed " "but a tenant that no longer exists raises no alert"
+
+# --- a new period starts from a new baseline; evaluations need READ COMMITTED
+madmin -c "SELECT payymo.set_alert('denied', 2, '2 hours')" >/dev/null 2>&1
+is "$(m -c "SELECT baseline_at IS NULL FROM payymo.alert_rules WHERE metric = 'denied' AND tenant_id IS NULL")" "t" \
+    "changing a rule's period drops its baseline (the samples kept may not reach back that far)"
+madmin -c "SELECT payymo.set_alert('denied', 3, '2 hours')" >/dev/null 2>&1
+checked >/dev/null
+madmin -c "SELECT payymo.set_alert('denied', 4, '2 hours')" >/dev/null 2>&1
+is "$(m -c "SELECT baseline_at IS NOT NULL FROM payymo.alert_rules WHERE metric = 'denied' AND tenant_id IS NULL")" "t" \
+    "changing only the threshold keeps it"
+madmin -c "SELECT payymo.drop_alert('denied')" >/dev/null
+out=$(madmin -v VERBOSITY=verbose -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT payymo.check_alerts()")
+like "$out" "0A000: check_alerts\(\) must run at READ COMMITTED" "check_alerts() refuses a transaction snapshot"
 
 # --- exec_time_share: one tenant takes most of the execution time
 madmin -c "SELECT payymo.set_alert('exec_time_share', 0.5, '10 minutes')" >/dev/null 2>&1
@@ -149,6 +181,16 @@ m -c "UPDATE payymo.alert_rules SET sampled_at = sampled_at - interval '11 minut
 is "$(checked)" "3 storage_growth" "initech's megabyte alerts, globex's note does not"
 is "$(m -c "SELECT value > 1000000 FROM payymo.alerts WHERE metric = 'storage_growth'")" "t" \
     "the value is the growth in bytes"
+madmin -c "SELECT payymo.acknowledge_alert(id) FROM payymo.alerts" >/dev/null
+# Two hours later (moved back in time), initech deletes half of its rows:
+# its storage an hour ago was larger, so no growth.
+m -c "UPDATE payymo.alert_samples SET sampled_at = sampled_at - interval '2 hours' WHERE metric = 'storage_bytes'" \
+  -c "UPDATE payymo.alert_rules SET baseline_at = baseline_at - interval '2 hours',
+                                    sampled_at = sampled_at - interval '2 hours' WHERE metric = 'storage_growth'" >/dev/null
+as_tenant 3 "DELETE FROM public.notes WHERE tenant_id = 3 AND id % 2 = 0;"
+is "$(checked)" "" "storage that shrinks is no growth (storage is a level, not a counter)"
+m -c "UPDATE payymo.alert_rules SET sampled_at = sampled_at - interval '11 minutes' WHERE metric = 'storage_growth'"
+is "$(checked)" "" "and stays none the next time"
 
 # --- samples: only changes are stored, and only for the longest period
 n=$(m -c "SELECT count(*) FROM payymo.alert_samples")
@@ -209,5 +251,25 @@ n=${line%%:*}
 unlike "$(sed -n "$((n + 1))p" "$PAYYMO_LOG")" "^(CONTEXT|STATEMENT|DETAIL)" "no context or statement lines follow it"
 sleep 1.5
 is "$(aq -c "SELECT count(*) FROM payymo.alert_log")" "1" "the worker does not raise it again while it is open"
+
+# Terminated, it is started again (ten seconds later), and goes on.
+pid=$(aq -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'payymo alerts'")
+aq -c "SELECT pg_terminate_backend($pid)" >/dev/null
+for i in $(seq 1 80); do
+    new=$(aq -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'payymo alerts'")
+    [ -n "$new" ] && [ "$new" != "$pid" ] && break
+    sleep 0.25
+done
+ok "$([ -n "$new" ] && [ "$new" != "$pid" ]; echo $?)" "a terminated worker is started again"
+aq -c "SELECT payymo.acknowledge_alert(id) FROM payymo.alerts" >/dev/null
+{ echo "SELECT payymo.assume_tenant(3, false);"
+  for i in 1 2 3 4; do echo "SET payymo.tenant_id = '1';"; done; } |
+    q -d postgres -v ON_ERROR_STOP=0 >/dev/null 2>&1
+for i in $(seq 1 50); do
+    [ "$(aq -c "SELECT count(*) FROM payymo.alerts WHERE tenant_id = 3")" = 1 ] && break
+    sleep 0.2
+done
+is "$(aq -c "SELECT tenant_id || ' ' || metric FROM payymo.alerts WHERE tenant_id = 3")" "3 denied" \
+    "and evaluates again"
 
 done_testing
