@@ -88,6 +88,16 @@ is "$(client -c "SELECT payymo.set_tenant('$key', false)" -c "SELECT payymo.set_
    "$tenant
 ERROR:  invalid API key" "a forged secret for a cached key id is refused"
 
+# Nor does knowing a cached key's id and checksum characters help: another
+# secret between them (so the checksum no longer matches) is refused, even
+# in the session that cached the key.
+key=$(new_key)
+n=$((${#key} - 21 - 8))
+other_secret=${key:0:21}$(printf 'a%.0s' $(seq "$n"))${key: -8}
+is "$(client -c "SELECT payymo.set_tenant('$key', false)" -c "SELECT payymo.set_tenant('$other_secret', false)")" \
+   "$tenant
+ERROR:  invalid API key" "a cached key's id and checksum with another secret are refused"
+
 # The cache skips computing the checksum only for the very key it verified:
 # the cached key with other checksum characters (the same id and secret) is
 # refused, as it is uncached.
