@@ -82,7 +82,9 @@ demo: deps
 test: deps
 	@test/run.sh
 
-# pgbench comparison with no isolation and hand-written RLS; quick (< 10 min),
+# pgbench comparison with no isolation and hand-written RLS, per-call and
+# scaling rows with their targets; about 25 minutes (most of it loading
+# 100,000 tenants),
 # BENCH_FULL=1 for long rounds.  See README "Performance".
 bench: deps-extended
 	@bench/run.sh
