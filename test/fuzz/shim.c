@@ -8,8 +8,8 @@
  * and payymo_security_event (counted) are real; printf and friends come
  * from PostgreSQL's own libpgport.a.  Everything else crypto.c
  * links against is only reached from code the harness never calls (the SQL
- * wrappers, key file loading, key_status): those stubs abort, so reaching
- * one is reported as a crash rather than silently faked.
+ * wrappers, key file loading, key_status): those definitions call abort(),
+ * so reaching one is reported as a crash rather than silently faked.
  */
 #include "postgres.h"
 
