@@ -14,13 +14,24 @@
 -- only when it changed since its last sample, so idle tenants cost nothing
 -- and the value at any time is the last sample before it.
 
+-- The metrics a rule can name: the counters of tenant_stats(),
+-- exec_time_share and storage_growth.
+CREATE FUNCTION payymo._alert_metrics()
+RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN ARRAY[
+        'statements', 'rows', 'total_exec_time', 'shared_blks_hit',
+        'shared_blks_read', 'shared_blks_dirtied', 'shared_blks_written',
+        'temp_blks_read', 'temp_blks_written', 'wal_records', 'wal_bytes',
+        'denied', 'rate_limited', 'exec_time_share', 'storage_growth'];
+
+COMMENT ON FUNCTION payymo._alert_metrics() IS
+'Internal: the metrics an alert rule can name';
+
 CREATE TABLE payymo.alert_rules (
     metric text NOT NULL
-        CONSTRAINT alert_rules_metric CHECK (metric OPERATOR(pg_catalog.=) ANY (ARRAY[
-            'statements', 'rows', 'total_exec_time', 'shared_blks_hit',
-            'shared_blks_read', 'shared_blks_dirtied', 'shared_blks_written',
-            'temp_blks_read', 'temp_blks_written', 'wal_records', 'wal_bytes',
-            'denied', 'rate_limited', 'exec_time_share', 'storage_growth'])),
+        CONSTRAINT alert_rules_metric
+        CHECK (metric OPERATOR(pg_catalog.=) ANY (payymo._alert_metrics())),
     tenant_id bigint,
     threshold double precision NOT NULL
         CONSTRAINT alert_rules_threshold
@@ -112,11 +123,7 @@ BEGIN
         RAISE EXCEPTION 'metric, threshold and period must not be null'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF metric OPERATOR(pg_catalog.<>) ALL (ARRAY[
-            'statements', 'rows', 'total_exec_time', 'shared_blks_hit',
-            'shared_blks_read', 'shared_blks_dirtied', 'shared_blks_written',
-            'temp_blks_read', 'temp_blks_written', 'wal_records', 'wal_bytes',
-            'denied', 'rate_limited', 'exec_time_share', 'storage_growth']) THEN
+    IF metric OPERATOR(pg_catalog.<>) ALL (payymo._alert_metrics()) THEN
         RAISE EXCEPTION 'unknown alert metric "%"', metric
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use a counter of payymo.tenant_stats (denied, rate_limited, statements, wal_bytes, ...), exec_time_share or storage_growth.';
@@ -180,6 +187,23 @@ $$;
 
 COMMENT ON FUNCTION payymo.acknowledge_alert(bigint) IS
 'Removes an alert from payymo.alerts (it stays in alert_log); true if it was open.  The same metric can alert again for the tenant from the next check';
+
+-- Each tenant's last sample of each quantity, in one pass over the samples
+-- (the primary key read backwards).  No SET clause, so that the planner
+-- inlines it into check_alerts()' joins.
+CREATE FUNCTION payymo._alert_last_samples()
+RETURNS SETOF payymo.alert_samples
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+SELECT DISTINCT ON (l.metric, l.tenant_id) l.*
+  FROM payymo.alert_samples l
+ ORDER BY l.metric DESC, l.tenant_id DESC, l.sampled_at DESC
+$$;
+
+COMMENT ON FUNCTION payymo._alert_last_samples() IS
+'Internal: the last sample of each quantity and tenant';
+
+REVOKE EXECUTE ON FUNCTION payymo._alert_last_samples() FROM PUBLIC;
 
 -- check_alerts()' WARNING: one line in the log (a RAISE would add its
 -- PL/pgSQL context and the statement).
@@ -274,35 +298,55 @@ BEGIN
     -- for one period.)  Storage is a level, not a counter: it may shrink.
     DELETE FROM payymo.alert_samples s
      USING pg_catalog.unnest(cur) c
+      JOIN payymo._alert_last_samples() l
+        ON l.metric OPERATOR(pg_catalog.=) c.metric
+       AND l.tenant_id OPERATOR(pg_catalog.=) c.tenant_id
      WHERE c.metric OPERATOR(pg_catalog.<>) 'storage_bytes'
+       AND c.value OPERATOR(pg_catalog.<) l.value
        AND s.metric OPERATOR(pg_catalog.=) c.metric
-       AND s.tenant_id OPERATOR(pg_catalog.=) c.tenant_id
-       AND c.value OPERATOR(pg_catalog.<)
-           (SELECT l.value FROM payymo.alert_samples l
-             WHERE l.metric OPERATOR(pg_catalog.=) c.metric
-               AND l.tenant_id OPERATOR(pg_catalog.=) c.tenant_id
-             ORDER BY l.sampled_at DESC LIMIT 1);
+       AND s.tenant_id OPERATOR(pg_catalog.=) c.tenant_id;
 
+    -- Every statement below joins whole sets (the current values, the
+    -- samples, the rules): no look-up per tenant.
     WITH c AS (SELECT * FROM pg_catalog.unnest(cur)),
-    r AS (
-        -- rules with a baseline (their first check only records one)
-        SELECT r.metric, r.tenant_id, r.threshold, r.period,
+    r AS MATERIALIZED (
+        -- rules with a baseline (their first check only records one),
+        -- numbered once for the joins below
+        SELECT pg_catalog.row_number() OVER () AS rule_no,
+               r.metric, r.tenant_id, r.threshold, r.period,
                payymo._alert_source(r.metric) AS source,
                GREATEST(now_ts OPERATOR(pg_catalog.-) r.period, r.baseline_at) AS since
           FROM payymo.alert_rules r
          WHERE r.baseline_at IS NOT NULL
     ),
+    b AS (
+        -- each tenant's value at the start of the rule's period: its last
+        -- sample at or before it (no sample: zero).  A general rule and a
+        -- share rule (which needs every tenant's, for the total) read the
+        -- quantity's samples; a tenant's own rule only that tenant's.
+        SELECT DISTINCT ON (x.rule_no, x.tenant_id) x.rule_no, x.tenant_id, x.value
+          FROM (SELECT r.rule_no, l.tenant_id, l.value, l.sampled_at
+                  FROM r JOIN payymo.alert_samples l
+                    ON l.metric OPERATOR(pg_catalog.=) r.source
+                   AND l.sampled_at OPERATOR(pg_catalog.<=) r.since
+                 WHERE r.tenant_id IS NULL OR r.metric OPERATOR(pg_catalog.=) 'exec_time_share'
+                UNION ALL
+                SELECT r.rule_no, l.tenant_id, l.value, l.sampled_at
+                  FROM r JOIN payymo.alert_samples l
+                    ON l.metric OPERATOR(pg_catalog.=) r.source
+                   AND l.tenant_id OPERATOR(pg_catalog.=) r.tenant_id
+                   AND l.sampled_at OPERATOR(pg_catalog.<=) r.since
+                 WHERE r.tenant_id IS NOT NULL
+                   AND r.metric OPERATOR(pg_catalog.<>) 'exec_time_share') x
+         ORDER BY x.rule_no, x.tenant_id, x.sampled_at DESC
+    ),
     d AS (
-        -- each tenant's change over the rule's period; a share rule needs
-        -- every tenant's, for the total
+        -- each tenant's change over the rule's period
         SELECT r.metric, r.tenant_id AS rule_tenant, c.tenant_id, r.threshold, r.period,
-               c.value OPERATOR(pg_catalog.-) COALESCE(
-                   (SELECT l.value FROM payymo.alert_samples l
-                     WHERE l.metric OPERATOR(pg_catalog.=) c.metric
-                       AND l.tenant_id OPERATOR(pg_catalog.=) c.tenant_id
-                       AND l.sampled_at OPERATOR(pg_catalog.<=) r.since
-                     ORDER BY l.sampled_at DESC LIMIT 1), 0) AS change
+               c.value OPERATOR(pg_catalog.-) COALESCE(b.value, 0) AS change
           FROM r JOIN c ON c.metric OPERATOR(pg_catalog.=) r.source
+          LEFT JOIN b ON b.rule_no OPERATOR(pg_catalog.=) r.rule_no
+                     AND b.tenant_id OPERATOR(pg_catalog.=) c.tenant_id
          WHERE r.tenant_id IS NULL OR r.tenant_id OPERATOR(pg_catalog.=) c.tenant_id
                OR r.metric OPERATOR(pg_catalog.=) 'exec_time_share'
     ),
@@ -336,19 +380,16 @@ BEGIN
     -- and a tenant busy all the time adds at most 20 samples per period).
     INSERT INTO payymo.alert_samples
     SELECT c.* FROM pg_catalog.unnest(cur) c
-     WHERE c.value IS DISTINCT FROM COALESCE(
-               (SELECT l.value FROM payymo.alert_samples l
-                 WHERE l.metric OPERATOR(pg_catalog.=) c.metric
-                   AND l.tenant_id OPERATOR(pg_catalog.=) c.tenant_id
-                 ORDER BY l.sampled_at DESC LIMIT 1), 0)
-       AND NOT EXISTS (
-               SELECT FROM payymo.alert_samples l
-                WHERE l.metric OPERATOR(pg_catalog.=) c.metric
-                  AND l.tenant_id OPERATOR(pg_catalog.=) c.tenant_id
-                  AND l.sampled_at OPERATOR(pg_catalog.>) (now_ts OPERATOR(pg_catalog.-)
-                      ((SELECT pg_catalog.min(r.period) FROM payymo.alert_rules r
-                         WHERE payymo._alert_source(r.metric) OPERATOR(pg_catalog.=) c.metric)
-                       OPERATOR(pg_catalog./) 20)));
+      JOIN (SELECT payymo._alert_source(r.metric) AS source, pg_catalog.min(r.period) AS period
+              FROM payymo.alert_rules r GROUP BY 1) p
+        ON p.source OPERATOR(pg_catalog.=) c.metric
+      LEFT JOIN payymo._alert_last_samples() l
+        ON l.metric OPERATOR(pg_catalog.=) c.metric
+       AND l.tenant_id OPERATOR(pg_catalog.=) c.tenant_id
+     WHERE c.value IS DISTINCT FROM COALESCE(l.value, 0)
+       AND (l.sampled_at IS NULL
+            OR l.sampled_at OPERATOR(pg_catalog.<=)
+               (now_ts OPERATOR(pg_catalog.-) (p.period OPERATOR(pg_catalog./) 20)));
     UPDATE payymo.alert_rules r
        SET sampled_at = now_ts, baseline_at = COALESCE(r.baseline_at, now_ts)
      WHERE r.metric OPERATOR(pg_catalog.<>) 'storage_growth' OR storage_due;
@@ -356,16 +397,21 @@ BEGIN
     -- Keep, per tenant and quantity, the samples of the longest period and
     -- the last one before it; nothing of tenants or quantities gone.
     DELETE FROM payymo.alert_samples s
-     WHERE NOT EXISTS (SELECT FROM payymo.tenants t WHERE t.id OPERATOR(pg_catalog.=) s.tenant_id)
-        OR NOT EXISTS (SELECT FROM payymo.alert_rules r
-                        WHERE payymo._alert_source(r.metric) OPERATOR(pg_catalog.=) s.metric)
-        OR EXISTS (SELECT FROM payymo.alert_samples n
-                    WHERE n.metric OPERATOR(pg_catalog.=) s.metric
-                      AND n.tenant_id OPERATOR(pg_catalog.=) s.tenant_id
-                      AND n.sampled_at OPERATOR(pg_catalog.>) s.sampled_at
-                      AND n.sampled_at OPERATOR(pg_catalog.<=) (now_ts OPERATOR(pg_catalog.-)
-                          (SELECT pg_catalog.max(r.period) FROM payymo.alert_rules r
-                            WHERE payymo._alert_source(r.metric) OPERATOR(pg_catalog.=) s.metric)));
+     WHERE NOT EXISTS (SELECT FROM payymo.tenants t WHERE t.id OPERATOR(pg_catalog.=) s.tenant_id);
+    DELETE FROM payymo.alert_samples s
+     WHERE NOT EXISTS (SELECT FROM payymo.alert_rules r
+                        WHERE payymo._alert_source(r.metric) OPERATOR(pg_catalog.=) s.metric);
+    DELETE FROM payymo.alert_samples s
+     USING (SELECT l.metric, l.tenant_id, pg_catalog.max(l.sampled_at) AS keep_from
+              FROM payymo.alert_samples l
+              JOIN (SELECT payymo._alert_source(r.metric) AS source, pg_catalog.max(r.period) AS period
+                      FROM payymo.alert_rules r GROUP BY 1) p
+                ON p.source OPERATOR(pg_catalog.=) l.metric
+             WHERE l.sampled_at OPERATOR(pg_catalog.<=) (now_ts OPERATOR(pg_catalog.-) p.period)
+             GROUP BY l.metric, l.tenant_id) k
+     WHERE s.metric OPERATOR(pg_catalog.=) k.metric
+       AND s.tenant_id OPERATOR(pg_catalog.=) k.tenant_id
+       AND s.sampled_at OPERATOR(pg_catalog.<) k.keep_from;
 
     FOREACH a IN ARRAY COALESCE(raised, '{}') LOOP
         PERFORM payymo._alert_warning(pg_catalog.format(

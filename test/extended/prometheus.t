@@ -15,12 +15,17 @@ trap cleanup EXIT
 ext_cluster_start >/dev/null || { echo "Bail out! cluster did not start"; exit 1; }
 q -c "CREATE ROLE exporter LOGIN IN ROLE pg_monitor" >/dev/null
 client() { psql -X -q -A -t -U payymo_client -d "$EXT_DB" "$@" 2>&1; }
+# An alert on alpha's statements: the first evaluation takes the baseline,
+# the second (after the statements below) raises it.
+q -c "SELECT payymo.set_alert('statements', 1, '1 hour', $ALPHA_ID)" \
+  -c "SELECT count(*) FROM payymo.check_alerts()" >/dev/null 2>&1
 client -c "BEGIN" -c "SELECT payymo.set_tenant('$ALPHA_KEY')" \
        -c "SELECT count(*) FROM items" -c "SELECT 1" -c "COMMIT" >/dev/null
 revoked=$(q -c "SELECT payymo.issue_api_key($BRAVO_ID, 'revoked')")
 q -c "SELECT payymo.revoke_api_key(split_part('$revoked', '_', 2))" >/dev/null
 client -c "SELECT payymo.set_tenant('$revoked')" >/dev/null
 client -c "SELECT payymo.set_tenant('$revoked')" >/dev/null
+q -c "SET client_min_messages = error" -c "SELECT count(*) FROM payymo.check_alerts()" >/dev/null
 
 port=$((19000 + RANDOM % 1000))
 DATA_SOURCE_NAME="host=$EXT_DIR port=$PGPORT user=exporter dbname=$EXT_DB sslmode=disable" \
@@ -47,6 +52,9 @@ like "$metrics" "^payymo_tenant_rate_limited\\{[^}]*tenant=\"alpha\"" "rate-limi
 like "$metrics" "^payymo_tenant_shared_blks_hit\\{[^}]*tenant=\"alpha\"" "shared buffer hits are exported"
 like "$metrics" "^payymo_tenant_wal_bytes\\{[^}]*tenant=\"alpha\"" "WAL bytes are exported"
 like "$metrics" "# TYPE payymo_tenant_statements counter" "statements are a counter"
+like "$metrics" "^payymo_alerts_open\\{[^}]*metric=\"statements\",[^}]*tenant=\"alpha\",tenant_id=\"$ALPHA_ID\"\\} 1$" \
+    "alpha's open alert is exported with its metric"
+unlike "$metrics" "^payymo_alerts_open\\{[^}]*tenant=\"bravo\"" "no alert for bravo, which has no rule"
 fp2=$(q -c "SELECT fingerprint FROM payymo.key_status() WHERE version = 2")
 like "$metrics" "^payymo_key_active\\{fingerprint=\"$fp2\",[^}]*version=\"2\"\\} 1$" "key version 2 encrypts, with its fingerprint"
 like "$metrics" "^payymo_key_active\\{[^}]*version=\"1\"\\} 0$" "key version 1 only decrypts"

@@ -14,7 +14,10 @@ cluster_start "shared_preload_libraries = 'payymo'" \
     "payymo.key_file = '$(make_key_file "$keydir")'" \
     "payymo.alerts_database = 'postgres'" "payymo.alerts_interval = 1" >/dev/null \
     || { echo "1..0 # cluster did not start"; exit 1; }
-trap 'cluster_stop; rm -rf "$keydir"' EXIT
+standby=$(mktemp -d /tmp/payymo-standby.XXXXXX)
+chmod 755 "$standby"
+trap 'as_postgres "$PG_BINDIR/pg_ctl" -D "$standby/data" -m immediate stop >/dev/null 2>&1
+      cluster_stop; rm -rf "$keydir" "$standby"' EXIT
 
 # setup DB: payymo, tenants acme (1), globex (2), initech (3), a client role
 # and an administrator (payymo_admin, not superuser).
@@ -200,6 +203,53 @@ madmin -c "SELECT payymo.drop_alert('storage_growth')" >/dev/null
 checked >/dev/null
 is "$(m -c "SELECT count(*) FROM payymo.alert_samples")" "0" "samples of metrics without a rule are deleted"
 
+# --- the period: what happened before it does not count, what happened in
+# it does; samples are kept for the period, a counter reset starts afresh.
+# Time passes by moving the samples and the baseline back.
+deny() { local i; for ((i = 0; i < $1; i++)); do echo "SET payymo.tenant_id = '2';"; done; }
+earlier() {
+    m -c "UPDATE payymo.alert_samples SET sampled_at = sampled_at - interval '$1'" \
+      -c "UPDATE payymo.alert_rules SET baseline_at = baseline_at - interval '$1'" >/dev/null
+}
+# acme's denials relative to the baseline, one per sample, oldest first
+acme_samples() {
+    m -c "SELECT string_agg((value - $v0)::text, ' ' ORDER BY sampled_at) FROM payymo.alert_samples
+           WHERE tenant_id = 1 AND metric = 'denied'"
+}
+# period_window RULE_TENANT LABEL: a rule on denials over 1 hour, threshold 3
+# (for every tenant, or acme's own), and acme's denials over time.
+period_window() {
+    madmin -c "SELECT payymo.acknowledge_alert(id) FROM payymo.alerts" \
+           -c "SELECT payymo.set_alert('denied', 3, '1 hour', $1)" >/dev/null 2>&1
+    m -c "DELETE FROM payymo.alert_samples" >/dev/null
+    checked >/dev/null
+    v0=$(m -c "SELECT denied FROM payymo.tenant_stats WHERE tenant_id = 1")
+    as_tenant 1 "$(deny 2)"
+    checked >/dev/null
+    is "$(acme_samples)" "0" "$2: a change within a twentieth of the period is not sampled yet"
+    earlier '4 minutes'
+    checked >/dev/null
+    is "$(acme_samples)" "0 2" "$2: then it is"
+    earlier '2 hours'
+    as_tenant 1 "$(deny 1)"
+    is "$(checked)" "" "$2: two hours later, one denial in the last hour is under 3"
+    is "$(acme_samples)" "2 3" "$2: samples older than the period are deleted, but for the last one before it"
+    earlier '30 minutes'
+    as_tenant 1 "$(deny 3)"
+    is "$(checked)" "1 denied" "$2: half an hour later, 4 in the last hour (from the last sample before it)"
+    is "$(acme_samples)" "2 3 6" "$2: the sample before the period is kept"
+}
+period_window NULL "a rule for every tenant"
+madmin -c "SELECT payymo.drop_alert('denied')" >/dev/null
+period_window 1 "acme's own rule"
+madmin -c "SELECT payymo.acknowledge_alert(id) FROM payymo.alerts" >/dev/null
+m -c "SELECT payymo.tenant_stats_reset(1)" >/dev/null
+as_tenant 1 "$(deny 4)"
+is "$(checked)" "1 denied" "after a reset of acme's counters, 4 new denials count from zero"
+is "$(m -c "SELECT string_agg(value::text, ' ') FROM payymo.alert_samples WHERE tenant_id = 1 AND metric = 'denied'")" \
+    "4" "and its samples from before the reset are gone"
+madmin -c "SELECT payymo.acknowledge_alert(id) FROM payymo.alerts" -c "SELECT payymo.drop_alert('denied', 1)" >/dev/null
+
 # --- the worker: database postgres, every second.  Before payymo is
 # installed there, a role that may create schemas plants a check_alerts() of
 # its own: the superuser worker must not run it.
@@ -252,24 +302,85 @@ unlike "$(sed -n "$((n + 1))p" "$PAYYMO_LOG")" "^(CONTEXT|STATEMENT|DETAIL)" "no
 sleep 1.5
 is "$(aq -c "SELECT count(*) FROM payymo.alert_log")" "1" "the worker does not raise it again while it is open"
 
+# With every alert acknowledged, tenant 3 forges its context four times;
+# prints the worker's open alert for it.
+# prints the alert the worker raised after that, or why there is none.
+acknowledged_then_denied() {
+    local last i
+    last=$(aq -c "SELECT coalesce(max(id), 0) FROM payymo.alert_log")
+    aq -c "SELECT payymo.acknowledge_alert(id) FROM payymo.alerts" >/dev/null
+    [ "$(aq -c "SELECT count(*) FROM payymo.alerts")" = 0 ] || { echo "alerts still open"; return; }
+    { echo "SELECT payymo.assume_tenant(3, false);"
+      for i in 1 2 3 4; do echo "SET payymo.tenant_id = '1';"; done; } |
+        q -d postgres -v ON_ERROR_STOP=0 >/dev/null 2>&1
+    for i in $(seq 1 50); do
+        [ "$(aq -c "SELECT count(*) FROM payymo.alerts WHERE id > $last AND tenant_id = 3")" = 1 ] && break
+        sleep 0.2
+    done
+    aq -c "SELECT tenant_id || ' ' || metric FROM payymo.alerts WHERE id > $last AND tenant_id = 3"
+}
+
+worker_pid() { aq -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'payymo alerts'"; }
+# Waits up to 20 s for a worker other than process $1.
+restarted() {
+    local i new
+    for i in $(seq 1 80); do
+        new=$(worker_pid)
+        [ -n "$new" ] && [ "$new" != "$1" ] && return 0
+        sleep 0.25
+    done
+    return 1
+}
+
 # Terminated, it is started again (ten seconds later), and goes on.
-pid=$(aq -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'payymo alerts'")
+pid=$(worker_pid)
 aq -c "SELECT pg_terminate_backend($pid)" >/dev/null
-for i in $(seq 1 80); do
-    new=$(aq -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'payymo alerts'")
-    [ -n "$new" ] && [ "$new" != "$pid" ] && break
+ok "$(restarted "$pid"; echo $?)" "a terminated worker is started again"
+is "$(acknowledged_then_denied)" "3 denied" \
+    "and evaluates again"
+
+# A session holding a lock on the samples (a long manual evaluation, a
+# careless DBA) does not stall the worker for good: its evaluation gives up
+# after its lock_timeout of 10 s, the error is logged, and it is started again.
+# The worker started again connects to a database whose sessions now default
+# to serializable and read-only (this script's own sessions override that):
+# it still evaluates at read committed and writes.
+aq -c "ALTER DATABASE postgres SET default_transaction_isolation = 'serializable'" \
+   -c "ALTER DATABASE postgres SET default_transaction_read_only = on" >/dev/null
+export PGOPTIONS="-c default_transaction_isolation=read\\ committed -c default_transaction_read_only=off"
+pid=$(worker_pid)
+printf 'BEGIN;\nLOCK payymo.alert_samples IN ACCESS EXCLUSIVE MODE;\nSELECT pg_sleep(13);\nCOMMIT;\n' |
+    q -d postgres >/dev/null &
+holder=$!
+for i in $(seq 1 120); do
+    grep -qE "\[$pid\] .*ERROR:  canceling statement due to lock timeout" "$PAYYMO_LOG" && break
     sleep 0.25
 done
-ok "$([ -n "$new" ] && [ "$new" != "$pid" ]; echo $?)" "a terminated worker is started again"
-aq -c "SELECT payymo.acknowledge_alert(id) FROM payymo.alerts" >/dev/null
-{ echo "SELECT payymo.assume_tenant(3, false);"
-  for i in 1 2 3 4; do echo "SET payymo.tenant_id = '1';"; done; } |
-    q -d postgres -v ON_ERROR_STOP=0 >/dev/null 2>&1
-for i in $(seq 1 50); do
-    [ "$(aq -c "SELECT count(*) FROM payymo.alerts WHERE tenant_id = 3")" = 1 ] && break
-    sleep 0.2
+like "$(grep "\[$pid\] .*ERROR:  canceling statement due to lock timeout" "$PAYYMO_LOG")" "lock timeout" \
+    "a worker waiting behind a held lock gives up after its lock_timeout"
+wait $holder
+ok "$(restarted "$pid"; echo $?)" "and is started again"
+is "$(acknowledged_then_denied)" "3 denied" \
+    "and evaluates at read committed and writes where sessions default to serializable, read-only"
+aq -c "ALTER DATABASE postgres RESET ALL" >/dev/null
+unset PGOPTIONS
+
+# A standby of this cluster, with the same settings, starts no alerts worker:
+# evaluations write, and the primary's worker runs them.
+chown postgres: "$standby" 2>/dev/null || true
+as_postgres "$PG_BINDIR/pg_basebackup" -D "$standby/data" -R -X stream -c fast >/dev/null 2>&1
+rm -rf "$standby/data/log"
+echo "unix_socket_directories = '$standby'" >>"$standby/data/postgresql.conf"
+as_postgres "$PG_BINDIR/pg_ctl" -D "$standby/data" -l "$standby/start.log" -w -t 60 start >/dev/null
+is "$(PGHOST=$standby q -c "SELECT pg_is_in_recovery()" 2>&1)" "t" "a standby of the cluster runs"
+workers=0
+for i in $(seq 1 12); do
+    workers=$((workers + $(PGHOST=$standby q -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'payymo alerts'")))
+    sleep 0.25
 done
-is "$(aq -c "SELECT tenant_id || ' ' || metric FROM payymo.alerts WHERE tenant_id = 3")" "3 denied" \
-    "and evaluates again"
+is "$workers" "0" "and starts no alerts worker (3 s, twelve looks)"
+standby_log=$(cat "$standby/data/log/"* 2>/dev/null)
+like "$standby_log" "ready to accept read-only connections" "its log is read"
+unlike "$standby_log" "background worker \"payymo alerts\"|payymo\\.check_alerts" "and shows no attempt either"
 
 done_testing
