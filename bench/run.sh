@@ -274,8 +274,7 @@ fi # SCALING != only
 # creates the tenant's statistics entry (the shared state; each connection's
 # key cache starts empty all the same).  A site with 100,000 tenants in daily
 # use has them all; a 3-second round meets most tenants for the first time,
-# so without this the scaling run measured a cold start (0.85 at 100,000
-# tenants in 0.3.0's first runs), not the steady state.
+# so without this the scaling run measures a cold start, not the steady state.
 warm_up() {
     local v t0=$SECONDS
     for v in none payymo; do
