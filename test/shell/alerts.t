@@ -16,6 +16,7 @@ cluster_start "shared_preload_libraries = 'payymo'" \
     || { echo "1..0 # cluster did not start"; exit 1; }
 standby=$(mktemp -d /tmp/payymo-standby.XXXXXX)
 chmod 755 "$standby"
+chown postgres: "$standby" 2>/dev/null || true
 trap 'as_postgres "$PG_BINDIR/pg_ctl" -D "$standby/data" -m immediate stop >/dev/null 2>&1
       cluster_stop; rm -rf "$keydir" "$standby"' EXIT
 
@@ -367,7 +368,6 @@ unset PGOPTIONS
 
 # A standby of this cluster, with the same settings, starts no alerts worker:
 # evaluations write, and the primary's worker runs them.
-chown postgres: "$standby" 2>/dev/null || true
 as_postgres "$PG_BINDIR/pg_basebackup" -D "$standby/data" -R -X stream -c fast >/dev/null 2>&1
 rm -rf "$standby/data/log"
 echo "unix_socket_directories = '$standby'" >>"$standby/data/postgresql.conf"
