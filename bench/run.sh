@@ -73,7 +73,7 @@ cluster_start "shared_preload_libraries = 'payymo'" \
     "payymo.key_file = '$(make_key_file "$keydir")'" \
     "shared_buffers = '1GB'" "autovacuum = off" "jit = off" \
     "max_wal_size = '8GB'" "checkpoint_timeout = '1h'" \
-    "payymo.stats_max_tenants = 200000" \
+    "payymo.stats_max_tenants = 200000" "payymo.key_cache_size = 200000" \
     ${BENCH_SETTINGS:+"${BENCH_SETTINGS//;/$'\n'}"}
 
 # load DB TENANTS TX_PER_TENANT CONN_PER_TENANT WITH_HAND

@@ -1,29 +1,45 @@
 /*-------------------------------------------------------------------------
  *
  * keycache.c
- *	  A per-backend cache of verified API keys, for set_tenant's hot path.
+ *	  A cache of verified API keys in shared memory, for set_tenant's hot
+ *	  path.
  *
  * set_tenant reads the key's row and the tenant's row through their primary
- * keys on every call (apikey.c).  A backend that serves the same tenants
- * again and again -- every pooled connection -- can skip both reads: after
- * a key verified the full way, its id, stored hash, tenant, expiry and the
- * tenant's rate limit are kept here, stamped with a generation counter in
- * shared memory.
+ * keys on every call (apikey.c): two index descents and two heap pages,
+ * which at 100,000 keys are mostly different pages for every call.  After a
+ * key verified the full way, its id, stored hash, tenant, expiry and the
+ * tenant's rate limit are kept here, in a table every backend shares, so
+ * that the next call for that key from any backend -- a pooled connection
+ * serving thousands of tenants, a new connection -- reads neither.
+ *
+ * The table is payymo.key_cache_size slots in buckets of four, placed by a
+ * hash of the database, the key table's oid and the key id: a key cached
+ * for one database (or an earlier copy of the extension) is never found for
+ * another.  A bucket starts with its slots' fingerprints (more bits of the
+ * same hash), so that a look-up reads that one cache line and then only the
+ * slot whose fingerprint matches.  Readers take no lock: each slot carries
+ * a change counter that a writer makes odd while it writes (a
+ * compare-and-swap, so a second writer just skips), and a reader copies the
+ * slot between two reads of the counter and ignores the copy unless both
+ * were the same even number -- the protocol of PostgreSQL's own backend
+ * status array.  The fingerprints are only hints: the copy's whole tag must
+ * match.  A full bucket gives way to a stale slot, or else to one picked by
+ * the clock.
  *
  * Invalidation is the whole point.  Row triggers on payymo.api_key_store
  * and payymo.tenants (ENABLE ALWAYS, so that a superuser's
  * session_replication_role = replica and logical replication's apply
  * workers fire them too; TRUNCATE by a statement trigger) mark the
  * transaction, and when it commits -- after its changes became visible to
- * other backends -- the generation is incremented.  Changes that fire no
- * trigger -- the tables dropped and created again with the extension, a
- * restore, ALTER TABLE ... DISABLE TRIGGER -- invalidate the relations'
- * relcache entries, and a relcache callback empties this backend's cache.
- * A hot standby replays changes without running either, so nothing is
- * cached during recovery.  verify reads the
- * generation before it reads the rows it caches, so an entry stamped with
- * the current generation was read after the last committed change to keys
- * or tenants: revoking, expiring, deleting a key, suspending or dropping a
+ * other backends -- a generation counter in shared memory is incremented,
+ * which makes every slot stale.  Changes that fire no trigger -- a restore,
+ * ALTER TABLE ... DISABLE TRIGGER -- invalidate the relations' relcache
+ * entries, and the relcache callback of each backend that sees it
+ * increments the generation as well.  A hot standby replays changes without
+ * running either, so nothing is cached during recovery.  verify reads the
+ * generation before it reads the rows it caches, so a slot stamped with the
+ * current generation was read after the last committed change to keys or
+ * tenants: revoking, expiring, deleting a key, suspending or dropping a
  * tenant, or changing its rate limit take effect at once in every backend,
  * as they did without the cache.  An expiry that simply arrives is checked
  * against the cached expires_at on every use.
@@ -33,10 +49,11 @@
  * counted.
  *
  * Only successes are served from the cache: a presented key whose secret
- * does not match a cached entry goes the full way, so a refusal takes the
+ * does not match a cached slot goes the full way, so a refusal takes the
  * same time whether or not its key id is cached (the key-probe property of
- * apikey.c).  Without shared_preload_libraries there is no generation, and
- * no cache.
+ * apikey.c).  The slots hold what the key table holds (hashes, never a
+ * key).  Without shared_preload_libraries, or with payymo.key_cache_size =
+ * 0, nothing is cached.
  *
  *-------------------------------------------------------------------------
  */
@@ -44,11 +61,14 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "commands/trigger.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
@@ -60,38 +80,70 @@
 
 PG_FUNCTION_INFO_V1(payymo_key_registry_changed);
 
-#define KEY_CACHE_SLOTS 64
+#define KEY_CACHE_WAYS 4
+#define KEY_CACHE_SIZE_DEFAULT 10000
+#define KEY_CACHE_SIZE_MAX 10000000
 
-typedef struct KeyCacheShared
+/* What a slot is found by. */
+typedef struct KeyTag
 {
-	pg_atomic_uint64 generation;
-} KeyCacheShared;
-
-typedef struct CachedKey
-{
-	bool		valid;
-	uint64		generation;
+	Oid			dbid;
+	Oid			store;			/* payymo.api_key_store's oid */
 	char		key_id[KEY_ID_CHARS];
+} KeyTag;
+
+typedef struct KeySlot
+{
+	pg_atomic_uint32 changes;	/* odd while being written */
+	KeyTag		tag;
+	uint64		generation;		/* 0: empty */
 	char		checksum[KEY_CHECKSUM_CHARS];	/* as verified */
 	unsigned char hash[KEY_HASH_BYTES];
 	PayymoCachedKey key;
-} CachedKey;
+} KeySlot;
 
+typedef struct KeyBucket
+{
+	uint32		fingerprint[KEY_CACHE_WAYS];	/* of each slot's tag; hints */
+	KeySlot		slots[KEY_CACHE_WAYS];
+} KeyBucket;
+
+typedef struct KeyCacheShared
+{
+	/* Read by every call: a cache line of its own, never written by slots. */
+	union
+	{
+		pg_atomic_uint64 value;
+		char		pad[PG_CACHE_LINE_SIZE];
+	}			generation;
+	KeyBucket	buckets[FLEXIBLE_ARRAY_MEMBER];
+} KeyCacheShared;
+
+static int	key_cache_size = KEY_CACHE_SIZE_DEFAULT;
+static uint32 buckets = 0;
 static KeyCacheShared *shared = NULL;
-static CachedKey cache[KEY_CACHE_SLOTS];
 
 /* This transaction changed keys or tenants: bump the generation at commit. */
 static bool changed_in_xact = false;
 
+/* This database's key and tenant tables (InvalidOid: not looked up yet). */
+static Oid	watched[2] = {InvalidOid, InvalidOid};
+
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static Size
+keycache_memsize(void)
+{
+	return add_size(offsetof(KeyCacheShared, buckets), mul_size(buckets, sizeof(KeyBucket)));
+}
 
 static void
 keycache_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(KeyCacheShared)));
+	RequestAddinShmemSpace(keycache_memsize());
 }
 
 static void
@@ -102,10 +154,28 @@ keycache_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	shared = ShmemInitStruct("payymo key cache", sizeof(KeyCacheShared), &found);
+	shared = ShmemInitStruct("payymo key cache", keycache_memsize(), &found);
 	if (!found)
-		pg_atomic_init_u64(&shared->generation, 0);
+	{
+		uint32		i;
+		int			way;
+
+		pg_atomic_init_u64(&shared->generation.value, 0);
+		for (i = 0; i < buckets; i++)
+			for (way = 0; way < KEY_CACHE_WAYS; way++)
+			{
+				shared->buckets[i].fingerprint[way] = 0;
+				pg_atomic_init_u32(&shared->buckets[i].slots[way].changes, 0);
+				shared->buckets[i].slots[way].generation = 0;
+			}
+	}
 	LWLockRelease(AddinShmemInitLock);
+}
+
+static void
+bump_generation(void)
+{
+	pg_atomic_fetch_add_u64(&shared->generation.value, 1);
 }
 
 static void
@@ -119,16 +189,13 @@ keycache_xact_callback(XactEvent event, void *arg)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot PREPARE a transaction that changed payymo's API keys or tenants")));
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
-		pg_atomic_fetch_add_u64(&shared->generation, 1);
+		bump_generation();
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
 		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
 		changed_in_xact = false;
 }
 
-/* The relations entries were read from (InvalidOid: nothing cached). */
-static Oid	watched[2] = {InvalidOid, InvalidOid};
-
-/* A relcache invalidation of payymo's key or tenant table: forget all. */
+/* A relcache invalidation of the key or tenant table: every slot is stale. */
 static void
 keycache_relcache_callback(Datum arg, Oid relid)
 {
@@ -136,7 +203,7 @@ keycache_relcache_callback(Datum arg, Oid relid)
 		return;
 	if (relid == InvalidOid || relid == watched[0] || relid == watched[1])
 	{
-		memset(cache, 0, sizeof(cache));
+		bump_generation();
 		watched[0] = watched[1] = InvalidOid;
 	}
 }
@@ -146,6 +213,21 @@ payymo_keycache_init(void)
 {
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+
+	DefineCustomIntVariable("payymo.key_cache_size",
+							"Number of verified API keys cached in shared memory.",
+							"0 caches none.",
+							&key_cache_size,
+							KEY_CACHE_SIZE_DEFAULT,
+							0,
+							KEY_CACHE_SIZE_MAX,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+	buckets = (key_cache_size + KEY_CACHE_WAYS - 1) / KEY_CACHE_WAYS;
+	if (buckets == 0)
+		return;
+
 	CacheRegisterRelcacheCallback(keycache_relcache_callback, (Datum) 0);
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = keycache_shmem_request;
@@ -154,19 +236,8 @@ payymo_keycache_init(void)
 	RegisterXactCallback(keycache_xact_callback, NULL);
 }
 
-static CachedKey *
-slot_for(const char *key_id)
-{
-	uint32		h = 0;
-	int			i;
-
-	for (i = 0; i < KEY_ID_CHARS; i++)
-		h = h * 31 + (unsigned char) key_id[i];
-	return &cache[h % KEY_CACHE_SLOTS];
-}
-
 /*
- * The generation to stamp an entry with; read before the rows the entry is
+ * The generation to stamp a slot with; read before the rows the slot is
  * made of.  0 without shared memory (nothing is cached then).
  */
 uint64
@@ -176,14 +247,96 @@ payymo_keycache_generation(void)
 
 	if (shared == NULL)
 		return 0;
-	generation = pg_atomic_read_u64(&shared->generation);
+	generation = pg_atomic_read_u64(&shared->generation.value);
 	pg_read_barrier();
 	return generation + 1;		/* never 0 */
 }
 
 /*
+ * Key's bucket, with *tag and *fingerprint filled; NULL when nothing may be
+ * cached or read from the cache now.  Looks up this database's key table
+ * once per backend (again after a relcache invalidation of it).
+ */
+static KeyBucket *
+bucket_for(const char *key, KeyTag *tag, uint32 *fingerprint)
+{
+	uint64		hash;
+
+	/* This transaction's own changes are not counted yet: read them. */
+	if (shared == NULL || changed_in_xact || RecoveryInProgress())
+		return NULL;
+	if (!OidIsValid(watched[0]))
+	{
+		Oid			nsp = get_namespace_oid("payymo", true);
+		Oid			store = get_relname_relid("api_key_store", nsp);
+
+		if (!OidIsValid(store))
+			return NULL;
+		watched[1] = get_relname_relid("tenants", nsp);
+		watched[0] = store;
+	}
+	memset(tag, 0, sizeof(*tag));
+	tag->dbid = MyDatabaseId;
+	tag->store = watched[0];
+	memcpy(tag->key_id, key + KEY_ID_OFFSET, KEY_ID_CHARS);
+	hash = hash_bytes_extended((const unsigned char *) tag, sizeof(*tag), 0);
+	*fingerprint = (uint32) (hash >> 32) | 1;	/* 0: an empty slot */
+	return &shared->buckets[(uint32) hash % buckets];
+}
+
+/* A consistent copy of slot into *copy, or false if it was being written. */
+static bool
+read_slot(KeySlot *slot, KeySlot *copy)
+{
+	uint32		before = pg_atomic_read_u32(&slot->changes);
+
+	if (before & 1)
+		return false;
+	pg_read_barrier();
+	memcpy(&copy->tag, &slot->tag, sizeof(KeySlot) - offsetof(KeySlot, tag));
+	pg_read_barrier();
+	return pg_atomic_read_u32(&slot->changes) == before;
+}
+
+/* Start writing slot: false if another backend is writing it. */
+static bool
+begin_write(KeySlot *slot)
+{
+	uint32		changes = pg_atomic_read_u32(&slot->changes);
+
+	if ((changes & 1) ||
+		!pg_atomic_compare_exchange_u32(&slot->changes, &changes, changes + 1))
+		return false;
+	pg_write_barrier();
+	return true;
+}
+
+static void
+end_write(KeySlot *slot)
+{
+	pg_write_barrier();
+	pg_atomic_fetch_add_u32(&slot->changes, 1);
+}
+
+/*
+ * The way of bucket holding tag, or -1.  *copy is its consistent copy.
+ */
+static int
+find_way(KeyBucket *bucket, const KeyTag *tag, uint32 fingerprint, KeySlot *copy)
+{
+	int			way;
+
+	for (way = 0; way < KEY_CACHE_WAYS; way++)
+		if (bucket->fingerprint[way] == fingerprint &&
+			read_slot(&bucket->slots[way], copy) &&
+			memcmp(&copy->tag, tag, sizeof(*tag)) == 0)
+			return way;
+	return -1;
+}
+
+/*
  * A cached verification of key (shaped; its checksum not checked yet) whose
- * hash is presented: true and *out filled only if the key's entry is of the
+ * hash is presented: true and *out filled only if the key's slot is of the
  * current generation, not expired at now, its stored hash equals presented
  * and its checksum characters are those of the key verified -- so the key
  * is exactly the one verified, checksum included.
@@ -192,54 +345,80 @@ bool
 payymo_keycache_lookup(const char *key, const unsigned char *presented,
 					   TimestampTz now, PayymoCachedKey *out)
 {
-	CachedKey  *slot = slot_for(key + KEY_ID_OFFSET);
+	KeyTag		tag;
+	uint32		fingerprint;
+	KeyBucket  *bucket = bucket_for(key, &tag, &fingerprint);
+	KeySlot		copy;
+	bool		hit;
 
-	/* This transaction's own changes are not counted yet: read them. */
-	if (shared == NULL || changed_in_xact || RecoveryInProgress() || !slot->valid ||
-		slot->generation != payymo_keycache_generation() ||
-		memcmp(slot->key_id, key + KEY_ID_OFFSET, KEY_ID_CHARS) != 0 ||
-		sodium_memcmp(slot->checksum, key + KEY_CHECKSUM_OFFSET, KEY_CHECKSUM_CHARS) != 0 ||
-		sodium_memcmp(slot->hash, presented, KEY_HASH_BYTES) != 0 ||
-		slot->key.expires_at <= now)
+	if (bucket == NULL || find_way(bucket, &tag, fingerprint, &copy) < 0)
 		return false;
-	*out = slot->key;
-	return true;
+	hit = copy.generation == payymo_keycache_generation() &&
+		sodium_memcmp(copy.checksum, key + KEY_CHECKSUM_OFFSET, KEY_CHECKSUM_CHARS) == 0 &&
+		sodium_memcmp(copy.hash, presented, KEY_HASH_BYTES) == 0 &&
+		copy.key.expires_at > now;
+	if (hit)
+		*out = copy.key;
+	sodium_memzero(copy.hash, sizeof(copy.hash));
+	return hit;
 }
 
 /*
  * Remember a key verified the full way, at generation (read before), from
- * the key table store_relid.
+ * the key table store_relid.  Its own slot if it has one, else an empty or
+ * stale one, else one the clock picks.
  */
 void
 payymo_keycache_store(const char *key, const unsigned char *hash, uint64 generation,
 					  const PayymoCachedKey *entry, Oid store_relid)
 {
-	CachedKey  *slot = slot_for(key + KEY_ID_OFFSET);
+	KeyTag		tag;
+	uint32		fingerprint;
+	KeyBucket  *bucket = bucket_for(key, &tag, &fingerprint);
+	KeySlot    *slot;
+	KeySlot		copy;
+	int			way;
+	int			i;
 
-	if (generation == 0 || changed_in_xact || RecoveryInProgress())
+	if (bucket == NULL || generation == 0 || tag.store != store_relid)
 		return;
-	if (watched[0] != store_relid)
-	{
-		memset(cache, 0, sizeof(cache));
-		watched[0] = store_relid;
-		watched[1] = get_relname_relid("tenants", get_rel_namespace(store_relid));
-	}
-	slot->valid = true;
+	way = find_way(bucket, &tag, fingerprint, &copy);
+	for (i = 0; way < 0 && i < KEY_CACHE_WAYS; i++)
+		if (bucket->slots[i].generation != payymo_keycache_generation())
+			way = i;
+	if (way < 0)
+		way = (int) (GetCurrentTimestamp() % KEY_CACHE_WAYS);
+	slot = &bucket->slots[way];
+	if (!begin_write(slot))
+		return;
+	bucket->fingerprint[way] = fingerprint;
+	slot->tag = tag;
 	slot->generation = generation;
-	memcpy(slot->key_id, key + KEY_ID_OFFSET, KEY_ID_CHARS);
 	memcpy(slot->checksum, key + KEY_CHECKSUM_OFFSET, KEY_CHECKSUM_CHARS);
 	memcpy(slot->hash, hash, KEY_HASH_BYTES);
 	slot->key = *entry;
+	end_write(slot);
 }
 
 /* The key was touched: its last_used_at is now. */
 void
 payymo_keycache_touched(const char *key, TimestampTz now)
 {
-	CachedKey  *slot = slot_for(key + KEY_ID_OFFSET);
+	KeyTag		tag;
+	uint32		fingerprint;
+	KeyBucket  *bucket = bucket_for(key, &tag, &fingerprint);
+	KeySlot		copy;
+	KeySlot    *slot;
+	int			way;
 
-	if (slot->valid && memcmp(slot->key_id, key + KEY_ID_OFFSET, KEY_ID_CHARS) == 0)
+	if (bucket == NULL || (way = find_way(bucket, &tag, fingerprint, &copy)) < 0)
+		return;
+	slot = &bucket->slots[way];
+	if (!begin_write(slot))
+		return;
+	if (memcmp(&slot->tag, &tag, sizeof(tag)) == 0)
 		slot->key.last_used_at = now;
+	end_write(slot);
 }
 
 /*

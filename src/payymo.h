@@ -110,7 +110,7 @@ extern void payymo_credential_end(PayymoCredentialCall *call, const char *functi
 								  PayymoTenantId tenant, PayymoUserId user,
 								  bool user_is_admin, int32 rate_limit);
 
-/* keycache.c: verified API keys, invalidated through shared memory */
+/* keycache.c: verified API keys, cached in shared memory */
 typedef struct PayymoCachedKey
 {
 	PayymoTenantId tenant;

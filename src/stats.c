@@ -115,6 +115,7 @@ typedef struct TenantEntry
 typedef struct StatsSharedState
 {
 	LWLock	   *lock;			/* protects the hash table's structure */
+	uint64		evictions;		/* entries removed so far; under lock */
 } StatsSharedState;
 
 /* Settings */
@@ -125,6 +126,15 @@ static bool rate_limit_assume = false;
 /* Shared memory, attached in shmem_startup; NULL without preload. */
 static StatsSharedState *stats_shared = NULL;
 static HTAB *stats_hash = NULL;
+
+/*
+ * The entry this backend used last: still the tenant's as long as no entry
+ * was removed since (entries never move), which saves a look-up for the
+ * statements after the first of a transaction.
+ */
+static TenantEntry *last_entry = NULL;
+static PayymoTenantId last_tenant = PAYYMO_NO_TENANT;
+static uint64 last_evictions = 0;
 
 /* Nesting depth of executor and utility calls in this backend. */
 static int	nesting_level = 0;
@@ -177,7 +187,10 @@ stats_shmem_startup(void)
 
 	stats_shared = ShmemInitStruct(STATS_SHMEM_NAME, sizeof(StatsSharedState), &found);
 	if (!found)
+	{
 		stats_shared->lock = &(GetNamedLWLockTranche(STATS_TRANCHE_NAME))->lock;
+		stats_shared->evictions = 0;
+	}
 
 	info.keysize = sizeof(TenantKey);
 	info.entrysize = sizeof(TenantEntry);
@@ -244,6 +257,7 @@ evict_least_active(void)
 	nvictims = Min(nvictims, i);
 	while (nvictims-- > 0)
 		hash_search(stats_hash, &entries[nvictims]->key, HASH_REMOVE, NULL);
+	stats_shared->evictions++;
 	pfree(entries);
 }
 
@@ -266,6 +280,16 @@ zero_counters(TenantEntry *entry)
 	entry->rate_limited = 0;
 }
 
+/* entry_acquire's result, remembered; the caller holds the lock. */
+static TenantEntry *
+remember_entry(PayymoTenantId tenant, TenantEntry *entry)
+{
+	last_entry = entry;
+	last_tenant = tenant;
+	last_evictions = stats_shared->evictions;
+	return entry;
+}
+
 /*
  * Find the entry of the tenant of this database, creating it if needed, and
  * return it with the hash lock held (shared or exclusive).  The caller
@@ -282,15 +306,18 @@ entry_acquire(PayymoTenantId tenant)
 	key.dbid = MyDatabaseId;
 
 	LWLockAcquire(stats_shared->lock, LW_SHARED);
+	if (last_entry != NULL && last_tenant == tenant &&
+		last_evictions == stats_shared->evictions)
+		return last_entry;
 	entry = hash_search(stats_hash, &key, HASH_FIND, NULL);
 	if (entry != NULL)
-		return entry;
+		return remember_entry(tenant, entry);
 
 	LWLockRelease(stats_shared->lock);
 	LWLockAcquire(stats_shared->lock, LW_EXCLUSIVE);
 	entry = hash_search(stats_hash, &key, HASH_FIND, NULL);
 	if (entry != NULL)
-		return entry;
+		return remember_entry(tenant, entry);
 
 	while (hash_get_num_entries(stats_hash) >= stats_max_tenants)
 		evict_least_active();
@@ -304,7 +331,7 @@ entry_acquire(PayymoTenantId tenant)
 		entry->tokens = 0.0;
 		entry->refilled_at = 0;
 	}
-	return entry;
+	return remember_entry(tenant, entry);
 }
 
 static void

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The per-backend cache of verified API keys (src/keycache.c): every change
-# that must refuse a key refuses it at once in a backend that has it
-# cached.  Each case: a client session verifies a fresh key twice (the
+# The shared cache of verified API keys (src/keycache.c): every change
+# that must refuse a key refuses it at once in every backend, a key cached
+# by one backend serves the others, and never another database.  Each case: a client session verifies a fresh key twice (the
 # second time from its cache), an administrator changes something in
 # another session, and the client's next set_tenant must see it.  Runs
 # against the cluster of test/run.sh (payymo preloaded) and database
@@ -48,6 +48,18 @@ is "$out" "$tenant
 $tenant
 ERROR:  canceling statement due to statement timeout" \
    "control: while the key table is locked, a cached key is verified and an uncached one waits"
+
+# Shared: a key verified by a session that has ended is verified from the
+# cache by a new session, which does not wait for the locked key table.
+key=$(new_key)
+client -c "SELECT payymo.set_tenant('$key', false)" >/dev/null
+out=$(client -c "SELECT pg_sleep(1.5)" -c "SET statement_timeout = '1s'" \
+             -c "SELECT payymo.set_tenant('$key', false)" &
+      sleep 0.7
+      admin -c "BEGIN" -c "LOCK TABLE payymo.api_key_store" -c "SELECT pg_sleep(3)" -c "COMMIT" >/dev/null
+      wait)
+is "$out" "
+$tenant" "a key verified in one backend is verified from the cache in another"
 
 refused() {   # refused LABEL ADMIN_SQL_WITH_@ID@ [KEY_EXPIRY]
     local key out
@@ -150,5 +162,20 @@ is "$out" "1
 1
 ERROR:  invalid API key" "a key cached before DROP and CREATE EXTENSION does not open the new tenant 1"
 q -c "DROP DATABASE payymo_keycache" >/dev/null
+
+# Never another database's key: databases cloned from one template have the
+# same key table (same oid) and tenant ids.  A key issued in one after the
+# clone, and cached there, does not exist in the other.
+q -c "DROP DATABASE IF EXISTS payymo_kc_a" -c "DROP DATABASE IF EXISTS payymo_kc_b" \
+  -c "CREATE DATABASE payymo_kc_a" >/dev/null 2>&1
+q -d payymo_kc_a -c "CREATE EXTENSION payymo" -c "SELECT payymo.create_tenant('only-here', 'Only Here')" >/dev/null
+q -c "CREATE DATABASE payymo_kc_b TEMPLATE payymo_kc_a" >/dev/null
+key=$(q -d payymo_kc_a -c "SELECT payymo.issue_api_key(1, 'after the clone')")
+is "$(q -d payymo_kc_a -c "SELECT payymo.set_tenant('$key', false)" -c "SELECT payymo.set_tenant('$key', false)" 2>&1)" \
+   "1
+1" "a key is verified, and cached, in its database"
+is "$(q -d payymo_kc_b -c "SELECT payymo.set_tenant('$key', false)" 2>&1)" "ERROR:  invalid API key" \
+   "and refused in a database cloned from the same template, where it does not exist"
+q -c "DROP DATABASE payymo_kc_a" -c "DROP DATABASE payymo_kc_b" >/dev/null
 
 done_testing

@@ -41,6 +41,22 @@ is "$(q -c "SELECT count(*) FROM payymo.tenant_stats")" "10" "fifteen tenants, s
 is "$(q -c "SELECT count(*) FROM payymo.tenant_stats WHERE slug IN ('ten-12','ten-13','ten-14','ten-15')")" "4" \
     "the newest tenants are all there"
 
+# A session remembers its tenant's entry between statements; when the entry
+# is evicted meanwhile (and its memory given to another tenant), its next
+# statements go to a new entry of its own, not into the other tenant's.
+act() { q -c "SELECT payymo.assume_tenant(id, false) FROM payymo.tenants WHERE slug = 'ten-$1'" -c "SELECT 1" >/dev/null; }
+{ echo "SELECT payymo.assume_tenant(id, false) FROM payymo.tenants WHERE slug = 'ten-12';"
+  echo "SELECT 1;"; sleep 3; echo "SELECT 1;"; echo "SELECT 1;"; echo "SELECT 1;"; } | q >/dev/null &
+sleep 1
+for i in $(seq 1 10); do act "$i"; done
+is "$(q -c "SELECT count(*) FROM payymo.tenant_stats WHERE slug = 'ten-12'")" "0" \
+    "control: ten other tenants acting evicted the waiting session's entry"
+wait
+is "$(q -c "SELECT statements FROM payymo.tenant_stats WHERE slug = 'ten-12'")" "3" \
+    "the session's later statements are counted in a new entry of its tenant"
+is "$(q -c "SELECT count(*) FROM payymo.tenant_stats WHERE slug <> 'ten-12' AND statements NOT IN (2, 4)")" "0" \
+    "and none in another tenant's entry"
+
 # Statistics do not survive a restart (documented).
 cluster_ctl restart
 is "$(q -c "SELECT count(*) FROM payymo.tenant_stats")" "0" "a restart empties the table"
