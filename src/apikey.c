@@ -341,7 +341,7 @@ verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit, bool *well
 	 */
 	payymo_apikey_hash(key, presented);
 	*well_formed = true;
-	if (payymo_keycache_lookup(key, presented, now, &row.key))
+	if (payymo_keycache_lookup(key, presented, now, generation, &row.key))
 	{
 		sodium_memzero(presented, sizeof(presented));
 		*owner = row.key.tenant;

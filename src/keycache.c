@@ -336,14 +336,15 @@ find_way(KeyBucket *bucket, const KeyTag *tag, uint32 fingerprint, KeySlot *copy
 
 /*
  * A cached verification of key (shaped; its checksum not checked yet) whose
- * hash is presented: true and *out filled only if the key's slot is of the
- * current generation, not expired at now, its stored hash equals presented
+ * hash is presented: true and *out filled only if the key's slot is of
+ * generation (the current one, payymo_keycache_generation()), not expired
+ * at now, its stored hash equals presented
  * and its checksum characters are those of the key verified -- so the key
  * is exactly the one verified, checksum included.
  */
 bool
 payymo_keycache_lookup(const char *key, const unsigned char *presented,
-					   TimestampTz now, PayymoCachedKey *out)
+					   TimestampTz now, uint64 generation, PayymoCachedKey *out)
 {
 	KeyTag		tag;
 	uint32		fingerprint;
@@ -353,7 +354,7 @@ payymo_keycache_lookup(const char *key, const unsigned char *presented,
 
 	if (bucket == NULL || find_way(bucket, &tag, fingerprint, &copy) < 0)
 		return false;
-	hit = copy.generation == payymo_keycache_generation() &&
+	hit = copy.generation == generation &&
 		sodium_memcmp(copy.checksum, key + KEY_CHECKSUM_OFFSET, KEY_CHECKSUM_CHARS) == 0 &&
 		sodium_memcmp(copy.hash, presented, KEY_HASH_BYTES) == 0 &&
 		copy.key.expires_at > now;

@@ -122,7 +122,8 @@ typedef struct PayymoCachedKey
 extern void payymo_keycache_init(void);
 extern uint64 payymo_keycache_generation(void);
 extern bool payymo_keycache_lookup(const char *key, const unsigned char *presented,
-								   TimestampTz now, PayymoCachedKey *out);
+								   TimestampTz now, uint64 generation,
+								   PayymoCachedKey *out);
 extern void payymo_keycache_store(const char *key, const unsigned char *hash,
 								  uint64 generation, const PayymoCachedKey *entry,
 								  Oid store_relid);
