@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The shared cache of verified API keys (src/keycache.c): every change
 # that must refuse a key refuses it at once in every backend, a key cached
-# by one backend serves the others, and never another database.  Each case: a client session verifies a fresh key twice (the
-# second time from its cache), an administrator changes something in
-# another session, and the client's next set_tenant must see it.  Runs
+# by one backend serves the others, and never another database.  Each
+# case: a client session verifies a fresh key twice (the second time from
+# the cache), an administrator changes something in another session, and
+# the client's next set_tenant must see it.  Runs
 # against the cluster of test/run.sh (payymo preloaded) and database
 # payymo_test with its fixtures.
 set -uo pipefail

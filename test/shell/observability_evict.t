@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # payymo.stats_max_tenants bounds the statistics table: a cluster of its own
 # with the minimum, 10, and 15 tenants; the least recently active go first.
+# The same cluster runs without the key cache (payymo.key_cache_size = 0).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib.sh
 . test/shell/tap.sh
 
-cluster_start "shared_preload_libraries = 'payymo'" "payymo.stats_max_tenants = 10" >/dev/null \
+cluster_start "shared_preload_libraries = 'payymo'" "payymo.stats_max_tenants = 10" \
+    "payymo.key_cache_size = 0" >/dev/null \
     || { echo "1..0 # cluster did not start"; exit 1; }
 trap cluster_stop EXIT
 
@@ -56,6 +58,19 @@ is "$(q -c "SELECT statements FROM payymo.tenant_stats WHERE slug = 'ten-12'")" 
     "the session's later statements are counted in a new entry of its tenant"
 is "$(q -c "SELECT count(*) FROM payymo.tenant_stats WHERE slug <> 'ten-12' AND statements NOT IN (2, 4)")" "0" \
     "and none in another tenant's entry"
+
+# payymo.key_cache_size = 0 (this cluster): keys work, and every call reads
+# the key table (it waits while the table is locked).
+key=$(q -c "SELECT payymo.issue_api_key(id) FROM payymo.tenants WHERE slug = 'ten-1'")
+out=$(q -c "SELECT payymo.set_tenant('$key', false) > 0" -c "SELECT pg_sleep(1.5)" \
+        -c "SET statement_timeout = '1s'" -c "SELECT payymo.set_tenant('$key', false)" 2>&1 &
+      sleep 0.7
+      q -c "BEGIN" -c "LOCK TABLE payymo.api_key_store" -c "SELECT pg_sleep(3)" -c "COMMIT" >/dev/null
+      wait)
+is "$out" "t
+
+ERROR:  canceling statement due to statement timeout" \
+   "with payymo.key_cache_size = 0 keys are verified, and nothing is cached"
 
 # Statistics do not survive a restart (documented).
 cluster_ctl restart
