@@ -315,8 +315,8 @@ touch_if_due(const char *key, Oid store_owner, TimestampTz last_used_at, Timesta
  * REPEATABLE READ transaction that started before it.  This is the hot path
  * of every request, so it reads the primary-key indexes directly instead of
  * planning a query through SPI; that also means set_tenant() needs no
- * SECURITY DEFINER to read tables the client may not.  A key this backend
- * verified since the last change to keys or tenants is not read again
+ * SECURITY DEFINER to read tables the client may not.  A key verified (by
+ * any backend) since the last change to keys or tenants is not read again
  * (keycache.c).
  */
 static PayymoTenantId
@@ -336,7 +336,7 @@ verify_key(const char *key, PayymoTenantId *owner, int32 *rate_limit, bool *well
 	PayymoTenantRow tenant_row = {0};
 
 	/*
-	 * A key this backend verified, presented again with the same checksum
+	 * A key verified before, presented again with the same checksum
 	 * characters, needs no checksum computed: the cache compares them.
 	 */
 	payymo_apikey_hash(key, presented);

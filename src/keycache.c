@@ -23,8 +23,8 @@
  * slot between two reads of the counter and ignores the copy unless both
  * were the same even number -- the protocol of PostgreSQL's own backend
  * status array.  The fingerprints are only hints: the copy's whole tag must
- * match.  A full bucket gives way to a stale slot, or else to one picked by
- * the clock.
+ * match.  A full bucket gives way to a stale slot, or else to each way in
+ * turn.
  *
  * Invalidation is the whole point.  Row triggers on payymo.api_key_store
  * and payymo.tenants (ENABLE ALWAYS, so that a superuser's
@@ -32,28 +32,35 @@
  * workers fire them too; TRUNCATE by a statement trigger) mark the
  * transaction, and when it commits -- after its changes became visible to
  * other backends -- a generation counter in shared memory is incremented,
- * which makes every slot stale.  Changes that fire no trigger -- a restore,
- * ALTER TABLE ... DISABLE TRIGGER -- invalidate the relations' relcache
- * entries, and the relcache callback of each backend that sees it
- * increments the generation as well.  A hot standby replays changes without
- * running either, so nothing is cached during recovery.  verify reads the
- * generation before it reads the rows it caches, so a slot stamped with the
- * current generation was read after the last committed change to keys or
- * tenants: revoking, expiring, deleting a key, suspending or dropping a
- * tenant, or changing its rate limit take effect at once in every backend,
- * as they did without the cache.  An expiry that simply arrives is checked
- * against the cached expires_at on every use.
+ * which makes every slot stale.  Changes that fire no trigger come with DDL
+ * on the tables (ALTER TABLE ... DISABLE TRIGGER, dropping and creating
+ * them), which invalidates their relcache entries: the relcache callback
+ * increments the generation in every backend that sees the invalidation,
+ * and in the backend that ran the DDL once more when its transaction
+ * commits, after the rows it wrote with the trigger disabled became
+ * visible.  (The tables are looked up before each utility statement, so
+ * that the callback knows them in a session that never verified a key.)
+ * Rows written with the trigger disabled by an earlier transaction than the
+ * one that enables it again are seen from then on.  A hot standby replays
+ * changes without running either, so nothing is cached during recovery.
+ * verify reads the generation before it reads the rows it caches, so a slot
+ * stamped with the current generation was read after the last committed
+ * change to keys or tenants: revoking, expiring, deleting a key, suspending
+ * or dropping a tenant, or changing its rate limit take effect at once in
+ * every backend, as they did without the cache.  An expiry that simply
+ * arrives is checked against the cached expires_at on every use.
  *
  * A transaction that changed keys or tenants neither uses nor fills the
  * cache until it ends: its own changes are visible to it before they are
  * counted.
  *
  * Only successes are served from the cache: a presented key whose secret
- * does not match a cached slot goes the full way, so a refusal takes the
- * same time whether or not its key id is cached (the key-probe property of
- * apikey.c).  The slots hold what the key table holds (hashes, never a
- * key).  Without shared_preload_libraries, or with payymo.key_cache_size =
- * 0, nothing is cached.
+ * does not match a cached slot goes the full way, and a look-up compares a
+ * slot whether or not the key id is cached, so a refusal takes the same
+ * time either way (the key-probe property of apikey.c).  The slots hold
+ * what the key table holds (hashes, never a key).  Without
+ * shared_preload_libraries, or with payymo.key_cache_size = 0, nothing is
+ * cached.
  *
  *-------------------------------------------------------------------------
  */
@@ -68,6 +75,7 @@
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
+#include "tcop/utility.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -126,11 +134,18 @@ static KeyCacheShared *shared = NULL;
 /* This transaction changed keys or tenants: bump the generation at commit. */
 static bool changed_in_xact = false;
 
+/* This transaction saw a relcache invalidation of them: bump at commit too. */
+static bool invalidated_in_xact = false;
+
+/* The way a full bucket gives next, in turn. */
+static uint32 next_way = 0;
+
 /* This database's key and tenant tables (InvalidOid: not looked up yet). */
 static Oid	watched[2] = {InvalidOid, InvalidOid};
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 static Size
 keycache_memsize(void)
@@ -181,18 +196,30 @@ bump_generation(void)
 static void
 keycache_xact_callback(XactEvent event, void *arg)
 {
-	if (!changed_in_xact)
-		return;
+	bool		commit = event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT;
+
 	/* COMMIT PREPARED runs elsewhere, without this backend's callback. */
-	if (event == XACT_EVENT_PRE_PREPARE)
+	if (changed_in_xact && event == XACT_EVENT_PRE_PREPARE)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot PREPARE a transaction that changed payymo's API keys or tenants")));
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
+	if (commit && (changed_in_xact || invalidated_in_xact))
 		bump_generation();
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
-		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		changed_in_xact = false;
+	if (commit || event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		changed_in_xact = invalidated_in_xact = false;
+}
+
+/* This database's key and tenant tables, looked up if not known yet. */
+static void
+watch_tables(void)
+{
+	Oid			nsp;
+
+	if (OidIsValid(watched[0]))
+		return;
+	nsp = get_namespace_oid("payymo", true);
+	watched[1] = get_relname_relid("tenants", nsp);
+	watched[0] = get_relname_relid("api_key_store", nsp);
 }
 
 /* A relcache invalidation of the key or tenant table: every slot is stale. */
@@ -204,8 +231,27 @@ keycache_relcache_callback(Datum arg, Oid relid)
 	if (relid == InvalidOid || relid == watched[0] || relid == watched[1])
 	{
 		bump_generation();
+		if (IsTransactionState())
+			invalidated_in_xact = true;
 		watched[0] = watched[1] = InvalidOid;
 	}
+}
+
+/* Before DDL, know the tables, so that the callback recognises them. */
+static void
+keycache_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+						bool readOnlyTree, ProcessUtilityContext context,
+						ParamListInfo params, QueryEnvironment *queryEnv,
+						DestReceiver *dest, QueryCompletion *qc)
+{
+	if (IsTransactionState())
+		watch_tables();
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+							params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
 }
 
 void
@@ -233,6 +279,8 @@ payymo_keycache_init(void)
 	shmem_request_hook = keycache_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = keycache_shmem_startup;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = keycache_ProcessUtility;
 	RegisterXactCallback(keycache_xact_callback, NULL);
 }
 
@@ -265,16 +313,9 @@ bucket_for(const char *key, KeyTag *tag, uint32 *fingerprint)
 	/* This transaction's own changes are not counted yet: read them. */
 	if (shared == NULL || changed_in_xact || RecoveryInProgress())
 		return NULL;
+	watch_tables();
 	if (!OidIsValid(watched[0]))
-	{
-		Oid			nsp = get_namespace_oid("payymo", true);
-		Oid			store = get_relname_relid("api_key_store", nsp);
-
-		if (!OidIsValid(store))
-			return NULL;
-		watched[1] = get_relname_relid("tenants", nsp);
-		watched[0] = store;
-	}
+		return NULL;
 	memset(tag, 0, sizeof(*tag));
 	tag->dbid = MyDatabaseId;
 	tag->store = watched[0];
@@ -350,14 +391,24 @@ payymo_keycache_lookup(const char *key, const unsigned char *presented,
 	uint32		fingerprint;
 	KeyBucket  *bucket = bucket_for(key, &tag, &fingerprint);
 	KeySlot		copy;
+	bool		found;
 	bool		hit;
 
-	if (bucket == NULL || find_way(bucket, &tag, fingerprint, &copy) < 0)
+	if (bucket == NULL)
 		return false;
-	hit = copy.generation == generation &&
-		sodium_memcmp(copy.checksum, key + KEY_CHECKSUM_OFFSET, KEY_CHECKSUM_CHARS) == 0 &&
-		sodium_memcmp(copy.hash, presented, KEY_HASH_BYTES) == 0 &&
-		copy.key.expires_at > now;
+
+	/*
+	 * A key id not cached compares a slot all the same, so that a refusal
+	 * does not tell which key ids some backend verified.
+	 */
+	found = find_way(bucket, &tag, fingerprint, &copy) >= 0;
+	if (!found && !read_slot(&bucket->slots[0], &copy))
+		memset(&copy, 0, sizeof(copy));
+	hit = found &
+		(copy.generation == generation) &
+		(sodium_memcmp(copy.checksum, key + KEY_CHECKSUM_OFFSET, KEY_CHECKSUM_CHARS) == 0) &
+		(sodium_memcmp(copy.hash, presented, KEY_HASH_BYTES) == 0) &
+		(copy.key.expires_at > now);
 	if (hit)
 		*out = copy.key;
 	sodium_memzero(copy.hash, sizeof(copy.hash));
@@ -378,17 +429,21 @@ payymo_keycache_store(const char *key, const unsigned char *hash, uint64 generat
 	KeyBucket  *bucket = bucket_for(key, &tag, &fingerprint);
 	KeySlot    *slot;
 	KeySlot		copy;
+	uint64		current = payymo_keycache_generation();
 	int			way;
 	int			i;
 
 	if (bucket == NULL || generation == 0 || tag.store != store_relid)
 		return;
 	way = find_way(bucket, &tag, fingerprint, &copy);
+	sodium_memzero(copy.hash, sizeof(copy.hash));
+	if (way >= 0 && copy.generation >= generation)
+		return;					/* as new as this verification already */
 	for (i = 0; way < 0 && i < KEY_CACHE_WAYS; i++)
-		if (bucket->slots[i].generation != payymo_keycache_generation())
+		if (bucket->slots[i].generation != current)	/* a hint, read unlocked */
 			way = i;
 	if (way < 0)
-		way = (int) (GetCurrentTimestamp() % KEY_CACHE_WAYS);
+		way = next_way++ % KEY_CACHE_WAYS;
 	slot = &bucket->slots[way];
 	if (!begin_write(slot))
 		return;
@@ -414,6 +469,7 @@ payymo_keycache_touched(const char *key, TimestampTz now)
 
 	if (bucket == NULL || (way = find_way(bucket, &tag, fingerprint, &copy)) < 0)
 		return;
+	sodium_memzero(copy.hash, sizeof(copy.hash));
 	slot = &bucket->slots[way];
 	if (!begin_write(slot))
 		return;

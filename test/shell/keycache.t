@@ -80,6 +80,35 @@ refused "a revocation written with session_replication_role = replica" \
 refused "its tenant was suspended" "SELECT payymo.suspend_tenant($tenant)"
 admin -c "SELECT payymo.resume_tenant($tenant)" >/dev/null
 
+# A revocation written by a superuser with the key cache's trigger disabled
+# in the same transaction fires no trigger; its relcache invalidation makes
+# the cache stale at its commit, even when the session never verified a key
+# and no other session is connected to see the invalidation, and even when
+# another session verified (and cached) the key again just before the
+# commit, while the revocation was not visible yet (without writing
+# last_used_at, which would wait for the transaction and then see its
+# invalidation).
+key=$(new_key)
+client -c "SELECT payymo.set_tenant('$key', false)" -c "SELECT payymo.set_tenant('$key', false)" >/dev/null
+admin -c "BEGIN" -c "ALTER TABLE payymo.api_key_store DISABLE TRIGGER payymo_key_cache" \
+      -c "UPDATE payymo.api_key_store SET revoked_at = now() WHERE key_id = '$(id_of "$key")'" \
+      -c "ALTER TABLE payymo.api_key_store ENABLE ALWAYS TRIGGER payymo_key_cache" -c "COMMIT" >/dev/null
+is "$(client -c "SELECT payymo.set_tenant('$key', false)")" "ERROR:  invalid API key" \
+   "a cached key is refused after a revocation written with the cache's trigger disabled"
+key=$(new_key)
+out=$({ sleep 0.7
+        admin -c "SET payymo.key_use_interval = 0" -c "SELECT payymo.set_tenant('$key', false)"
+        sleep 1.8
+        client -c "SELECT payymo.set_tenant('$key', false)"; } &
+      admin -c "BEGIN" -c "ALTER TABLE payymo.api_key_store DISABLE TRIGGER payymo_key_cache" \
+            -c "UPDATE payymo.api_key_store SET revoked_at = now() WHERE key_id = '$(id_of "$key")'" \
+            -c "ALTER TABLE payymo.api_key_store ENABLE ALWAYS TRIGGER payymo_key_cache" \
+            -c "SELECT pg_sleep(1.5)" -c "COMMIT" >/dev/null
+      wait)
+is "$out" "$tenant
+ERROR:  invalid API key" \
+   "and when a session that has ended cached the key again before that revocation committed"
+
 # An expiry that just arrives: no change to invalidate on.
 key=$(new_key "now() + interval '1 second'")
 out=$(cached_then "$key" "SELECT pg_sleep(0.5)")
