@@ -94,7 +94,8 @@ bench: deps-extended
 # /var/cache/payymo) once: about 7 minutes the first time, then as long as
 # `make test`.
 test-cassert: deps
-	@PG_CONFIG=$$(test/pgbuild.sh 15 cassert) test/run.sh
+	@pg_config=$$(test/pgbuild.sh 15 cassert) || { echo "0 passed, 1 failed"; exit 1; }; \
+	PG_CONFIG=$$pg_config test/run.sh
 
 # The `make test` suite on PostgreSQL 15, 17 and 18 (PAYYMO_MATRIX), 17 and
 # 18 built once from Debian source packages into $PAYYMO_CACHE (8 minutes

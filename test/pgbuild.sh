@@ -101,6 +101,10 @@ log "configuring ${opts[*]}"
 (cd "$srcdir" && ./configure "${opts[@]}" >"$work/configure.log" 2>&1) \
     || { tail -30 "$work/configure.log" >&2; exit 1; }
 log "building (make -j$(nproc)); log in $work/build.log"
+# Called from `make test-matrix` or `make test-cassert`, make would inherit
+# MAKELEVEL=1 and skip PostgreSQL's generated headers (they are made only
+# at level 0), and a parallel build would fail: a make of its own.
+unset MAKELEVEL MAKEFLAGS MFLAGS MAKEOVERRIDES
 (cd "$srcdir" && make -s -j"$(nproc)" >"$work/build.log" 2>&1 \
     && make -s -C contrib/pgcrypto >>"$work/build.log" 2>&1 \
     && make -s install >>"$work/build.log" 2>&1 \
