@@ -105,7 +105,7 @@ test-matrix: deps
 
 # Every security-relevant mutation in test/mutants.txt must be caught by the
 # tests it names: a scratch copy, installed into a private copy of the
-# PostgreSQL installation, per mutation (about 45 minutes on 2 cores).
+# PostgreSQL installation, per mutation (about 30 minutes on 2 cores).
 test-mutants: deps
 	@test/mutants.sh
 
