@@ -92,12 +92,8 @@ cursors_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 					 errhint("Declare the cursor without WITH HOLD, or set the tenant for the session with is_local => false.")));
 	}
 
-	if (prev_ProcessUtility)
-		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-							params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
+	payymo_next_ProcessUtility(prev_ProcessUtility, pstmt, queryString, readOnlyTree,
+								   context, params, queryEnv, dest, qc);
 
 	if (declare != NULL)
 		remember_cursor(declare->portalname, payymo_tenant);

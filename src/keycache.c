@@ -246,12 +246,8 @@ keycache_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 {
 	if (IsTransactionState())
 		watch_tables();
-	if (prev_ProcessUtility)
-		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-							params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
+	payymo_next_ProcessUtility(prev_ProcessUtility, pstmt, queryString, readOnlyTree,
+								   context, params, queryEnv, dest, qc);
 }
 
 void

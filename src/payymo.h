@@ -27,6 +27,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "storage/proc.h"
+#include "tcop/utility.h"
 #include "utils/rel.h"
 #include "utils/snapshot.h"
 #if PG_VERSION_NUM >= 160000
@@ -56,6 +57,18 @@ typedef int64 PayymoUserId;
 #else
 #define PAYYMO_MY_LXID (MyProc->lxid)
 #endif
+
+/* The next ProcessUtility hook after a module's own: prev, or the standard one. */
+static inline void
+payymo_next_ProcessUtility(ProcessUtility_hook_type prev, PlannedStmt *pstmt,
+						   const char *queryString, bool readOnlyTree,
+						   ProcessUtilityContext context, ParamListInfo params,
+						   QueryEnvironment *queryEnv, DestReceiver *dest,
+						   QueryCompletion *qc)
+{
+	(prev ? prev : standard_ProcessUtility) (pstmt, queryString, readOnlyTree, context,
+											 params, queryEnv, dest, qc);
+}
 
 /* context.c: the tenant context (written only by context.c) */
 extern PayymoTenantId payymo_tenant;

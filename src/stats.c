@@ -543,12 +543,8 @@ stats_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		nesting_level++;
 	PG_TRY();
 	{
-		if (prev_ProcessUtility)
-			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-									params, queryEnv, dest, qc);
+		payymo_next_ProcessUtility(prev_ProcessUtility, pstmt, queryString, readOnlyTree,
+									   context, params, queryEnv, dest, qc);
 	}
 	PG_FINALLY();
 	{
